@@ -1,0 +1,1 @@
+"""torchreid_dense.losses"""
