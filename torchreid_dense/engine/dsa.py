@@ -1,0 +1,114 @@
+"""Training engine of DSA-reID (CVPR 2019, Sec. 3.2.4): joint two-stream training, MF-Stream evaluation."""
+from .. import compat
+from ..losses.dsa_loss import DSALoss
+from ..registry import ENGINES
+
+__all__ = ["DSAEngine"]
+
+
+def _unwrap(model):
+    """The model under ``nn.DataParallel`` / DDP wrappers."""
+    return getattr(model, "module", model)
+
+
+@ENGINES.register("dsa")
+class DSAEngine(compat.Engine):
+    """torchreid ``Engine`` training :class:`~torchreid_dense.models.dsa_reid.DSAReID` with :class:`DSALoss`.
+
+    Training batches must carry ``dsap`` (the ``<dataset>_dsap`` data sets add it). torchreid's
+    ``run()``/``test()`` work unchanged: evaluation calls ``model(imgs)``, the MF-Stream feature
+    ``[fG, fL]``; for the fused-feature ablations (``feature='fused*'``) the batch's ``dsap`` is
+    passed as well. ``forward_backward`` returns every loss component (unweighted), the weighted
+    total as ``loss`` and the accuracy of the zG classifier, so the run loop prints each one.
+
+    Args:
+        datamanager: torchreid ``ImageDataManager`` (``num_train_pids`` sizes the ID losses).
+        model (DSAReID): the model.
+        optimizer: built optimizer.
+        scheduler: built LR scheduler (the paper's warm-up + step decay), or None.
+        use_gpu (bool): train on the GPU when available.
+        weight_id_mf, weight_triplet, weight_id_fused (float): loss weights (paper: 0.5, 1.5, 1.0).
+        label_smooth (bool): label smoothing of the ID losses.
+        margin (float): triplet margin.
+    """
+
+    def __init__(
+        self,
+        datamanager,
+        model,
+        optimizer,
+        scheduler=None,
+        use_gpu=True,
+        weight_id_mf=0.5,
+        weight_triplet=1.5,
+        weight_id_fused=1.0,
+        label_smooth=True,
+        margin=0.3,
+    ):
+        super().__init__(datamanager, use_gpu)
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.register_model("model", model, optimizer, scheduler)
+        self.criterion = DSALoss(
+            num_classes=datamanager.num_train_pids,
+            weight_id_mf=weight_id_mf,
+            weight_triplet=weight_triplet,
+            weight_id_fused=weight_id_fused,
+            label_smooth=label_smooth,
+            margin=margin,
+            branches=getattr(_unwrap(model), "branches", "both"),
+            use_gpu=self.use_gpu,
+        )
+        self._eval_dsap = None
+
+    @classmethod
+    def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
+        """Build from a yacs config: ``dsa.weight_id_mf``, ``dsa.weight_triplet``, ``dsa.weight_id_fused``,
+        ``loss.softmax.label_smooth``, ``loss.triplet.margin``, ``use_gpu``."""
+        return cls(
+            datamanager,
+            model,
+            optimizer,
+            scheduler=scheduler,
+            use_gpu=cfg.use_gpu,
+            weight_id_mf=cfg.dsa.weight_id_mf,
+            weight_triplet=cfg.dsa.weight_triplet,
+            weight_id_fused=cfg.dsa.weight_id_fused,
+            label_smooth=cfg.loss.softmax.label_smooth,
+            margin=cfg.loss.triplet.margin,
+        )
+
+    def parse_data_for_train(self, data):
+        """``(imgs, pids, dsap)``; ``dsap`` is None when the batch has none (the model then explains)."""
+        return data["img"], data["pid"], data.get("dsap")
+
+    def forward_backward(self, data):
+        imgs, pids, dsap = self.parse_data_for_train(data)
+        if self.use_gpu:
+            imgs, pids = imgs.cuda(), pids.cuda()
+            dsap = dsap.cuda() if dsap is not None else None
+        outputs = self.model(imgs, dsap)
+        total, components = self.criterion(outputs, pids)
+
+        self.optimizer.zero_grad()
+        total.backward()
+        self.optimizer.step()
+
+        summary = {"loss": total.item()}
+        summary.update({name: value.item() for name, value in components.items()})
+        logits = outputs.get("logits_zg", outputs.get("logits_zl"))
+        summary["acc"] = compat.metrics.accuracy(logits.detach(), pids)[0].item()
+        return summary
+
+    def parse_data_for_eval(self, data):
+        """torchreid's ``(imgs, pids, camids)``; keeps the batch's ``dsap`` for the fused-feature ablations."""
+        self._eval_dsap = data.get("dsap")
+        return super().parse_data_for_eval(data)
+
+    def extract_features(self, input):
+        """``model(imgs)``, or ``model(imgs, dsap)`` when the model's eval feature is a fused one."""
+        if not getattr(_unwrap(self.model), "eval_needs_dsap", False):
+            return self.model(input)
+        dsap = self._eval_dsap.to(input.device) if self._eval_dsap is not None else None
+        return self.model(input, dsap)

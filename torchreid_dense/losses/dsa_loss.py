@@ -1,0 +1,108 @@
+"""The joint DSA-reID criterion (DSA-reID, CVPR 2019, Sec. 3.2.4 and 4.2)."""
+import torch.nn as nn
+
+from .. import compat
+from ..registry import LOSSES
+
+__all__ = ["DSALoss"]
+
+# branches -> the feature branches whose terms are computed ('g' global, 'l' part-aware/local).
+_BRANCHES = {"both": ("g", "l"), "global": ("g",), "local": ("l",)}
+
+
+@LOSSES.register("dsa")
+class DSALoss(nn.Module):
+    r"""``L = w_mf (ID(fG) + mean_i ID(fL,i)) + w_tri (Tri(zG) + Tri(zL)) + w_fused (ID(zG) + ID(zL))``.
+
+    Sec. 3.2.4: ID loss on the MF-Stream's fG and on each part feature fL,i (i = 1..8, averaged
+    over the 8 parts); ID loss and batch-hard triplet loss on the fused zG and zL. Paper weights
+    (Sec. 4.2): 0.5 (ID on MF features), 1.5 (triplet), 1.0 (ID on fused features). The ID loss is
+    torchreid's label-smoothed cross entropy, the triplet loss torchreid's batch-hard
+    ``TripletLoss``; both run in fp32 whatever the model's precision. A term of weight 0 is skipped.
+
+    Args:
+        num_classes (int): training identities.
+        weight_id_mf (float): weight of the ID losses on fG and fL,i.
+        weight_triplet (float): weight of the triplet losses on zG and zL.
+        weight_id_fused (float): weight of the ID losses on zG and zL.
+        label_smooth (bool): label smoothing (eps 0.1) of every ID loss.
+        margin (float): triplet margin (paper: 0.3).
+        branches (str): ``'both'``, ``'global'`` or ``'local'``: the terms of the branches the model
+            has (Table 3 DSA-Global/Local (Single)).
+        use_gpu (bool): passed to torchreid's CrossEntropyLoss (puts its targets on the GPU).
+
+    ``forward(outputs, pids)`` takes the training dict of :class:`~torchreid_dense.models.dsa_reid.DSAReID`
+    and returns ``(total, components)``, the components being unweighted scalar tensors named
+    ``loss_id_fg``, ``loss_id_fl``, ``loss_tri_zg``, ``loss_tri_zl``, ``loss_id_zg``, ``loss_id_zl``.
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        weight_id_mf=0.5,
+        weight_triplet=1.5,
+        weight_id_fused=1.0,
+        label_smooth=True,
+        margin=0.3,
+        branches="both",
+        use_gpu=False,
+    ):
+        super().__init__()
+        weights = dict(weight_id_mf=weight_id_mf, weight_triplet=weight_triplet, weight_id_fused=weight_id_fused)
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"DSA loss weights must be >= 0; got {negative}")
+        if branches not in _BRANCHES:
+            raise ValueError(f"unknown branches '{branches}'; choose one of {sorted(_BRANCHES)}")
+        self.weight_id_mf = float(weight_id_mf)
+        self.weight_triplet = float(weight_triplet)
+        self.weight_id_fused = float(weight_id_fused)
+        self.branches = branches
+        self.criterion_id = compat.losses.CrossEntropyLoss(
+            num_classes=num_classes, use_gpu=use_gpu, label_smooth=label_smooth
+        )
+        self.criterion_triplet = compat.losses.TripletLoss(margin=margin)
+        # (component name, weight, function of (outputs, pids)) for the branches present
+        terms = {
+            "g": (
+                ("loss_id_fg", self.weight_id_mf, lambda o, y: self.id_loss(o["logits_fg"], y)),
+                ("loss_tri_zg", self.weight_triplet, lambda o, y: self.triplet_loss(o["z_g"], y)),
+                ("loss_id_zg", self.weight_id_fused, lambda o, y: self.id_loss(o["logits_zg"], y)),
+            ),
+            "l": (
+                ("loss_id_fl", self.weight_id_mf, lambda o, y: self.part_id_loss(o["logits_fl"], y)),
+                ("loss_tri_zl", self.weight_triplet, lambda o, y: self.triplet_loss(o["z_l"], y)),
+                ("loss_id_zl", self.weight_id_fused, lambda o, y: self.id_loss(o["logits_zl"], y)),
+            ),
+        }
+        self._terms = tuple(t for k in _BRANCHES[branches] for t in terms[k] if t[1] > 0)
+        if not self._terms:
+            raise ValueError(f"every DSA loss weight is 0: {weights}")
+
+    def id_loss(self, logits, pids):
+        """Label-smoothed cross entropy of ``[B, K]`` logits, in fp32."""
+        return self.criterion_id(logits.float(), pids)
+
+    def part_id_loss(self, logits, pids):
+        """Mean over the parts of the ID losses of ``[B, P, K]`` part logits (one row per image and part)."""
+        b, p, k = logits.shape
+        return self.criterion_id(logits.float().reshape(b * p, k), pids.repeat_interleave(p))
+
+    def triplet_loss(self, features, pids):
+        """Batch-hard triplet loss on ``[B, D]`` features, in fp32."""
+        return self.criterion_triplet(features.float().flatten(1), pids)
+
+    def forward(self, outputs, pids):
+        components = {}
+        total = 0.0
+        for name, weight, fn in self._terms:
+            try:
+                value = fn(outputs, pids)
+            except KeyError as err:
+                raise KeyError(
+                    f"DSALoss(branches='{self.branches}') needs model output {err} for '{name}'; the model "
+                    "was probably built with other branches: pass the model's branches to DSALoss"
+                ) from None
+            components[name] = value
+            total = total + weight * value
+        return total, components

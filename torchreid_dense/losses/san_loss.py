@@ -1,0 +1,119 @@
+"""The combined SAN criterion (SAN, AAAI 2020, Sec. 3.2 "Training Scheme")."""
+import torch.nn as nn
+
+from .. import compat
+from ..registry import LOSSES
+from .reconstruction import ReconstructionLoss
+from .triplet_reid import TripletReIDConstraint
+
+__all__ = ["SANLoss"]
+
+_TR_REDUCTIONS = ("mean", "sum")
+
+
+@LOSSES.register("san")
+class SANLoss(nn.Module):
+    r"""``L = w_id L_ID + w_tri L_Triplet + w_rec L_Rec + w_tr L_TR`` (SAN Sec. 3.2).
+
+    Re-ID batches use ``(w_id, w_tri, w_rec, w_tr)`` (paper: 0.5, 1.5, 1, 1); PIT batches (synthetic
+    pairs, no identities) use only ``pit_weight_rec`` (paper: weights 0, 0, 1, 0): their ID,
+    triplet and TR terms are not computed at all, so they give no gradient to the classifier.
+    A term whose weight is 0 is skipped (SAN-basic: ``weight_tr=0``).
+
+    ``L_ID`` is torchreid's label-smoothed cross entropy on the logits, ``L_Triplet`` torchreid's
+    batch-hard ``TripletLoss`` on ``f``, ``L_Rec`` :class:`ReconstructionLoss` on the texture and
+    ``L_TR`` :class:`TripletReIDConstraint` on each of ``outputs['dec_feats']`` (the first three
+    SA-Dec blocks), averaged over the blocks (``tr_reduction='mean'``, so ``w_tr`` weighs one
+    triplet-sized term) or summed (``'sum'``).
+
+    Args:
+        num_classes (int): training identities.
+        weight_id, weight_triplet, weight_rec, weight_tr (float): re-ID batch weights.
+        pit_weight_rec (float): reconstruction weight of PIT batches.
+        margin (float): batch-hard triplet margin on f.
+        tr_margin (float): Triplet ReID constraint margin.
+        tr_reduction (str): ``'mean'`` or ``'sum'`` over the decoder blocks.
+        label_smooth (bool): label smoothing of the ID loss.
+        use_gpu (bool): passed to torchreid's CrossEntropyLoss (targets on the GPU).
+        generator (torch.Generator, optional): randomness of the TR positive/negative draw.
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        weight_id=0.5,
+        weight_triplet=1.5,
+        weight_rec=1.0,
+        weight_tr=1.0,
+        pit_weight_rec=1.0,
+        margin=0.3,
+        tr_margin=0.3,
+        tr_reduction="mean",
+        label_smooth=True,
+        use_gpu=False,
+        generator=None,
+    ):
+        super().__init__()
+        weights = dict(weight_id=weight_id, weight_triplet=weight_triplet, weight_rec=weight_rec,
+                       weight_tr=weight_tr, pit_weight_rec=pit_weight_rec)
+        negative = {k: v for k, v in weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"SAN loss weights must be >= 0; got {negative}")
+        if tr_reduction not in _TR_REDUCTIONS:
+            raise ValueError(f"tr_reduction must be one of {_TR_REDUCTIONS}; got '{tr_reduction}'")
+        self.weight_id = float(weight_id)
+        self.weight_triplet = float(weight_triplet)
+        self.weight_rec = float(weight_rec)
+        self.weight_tr = float(weight_tr)
+        self.pit_weight_rec = float(pit_weight_rec)
+        self.tr_reduction = tr_reduction
+        self.criterion_id = compat.losses.CrossEntropyLoss(
+            num_classes=num_classes, use_gpu=use_gpu, label_smooth=label_smooth
+        )
+        self.criterion_triplet = compat.losses.TripletLoss(margin=margin)
+        self.criterion_rec = ReconstructionLoss()
+        self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator)
+
+    def tr_loss(self, dec_feats, pids):
+        """L_TR over the given decoder feature maps, reduced by ``tr_reduction``."""
+        terms = [self.criterion_tr(f, pids) for f in dec_feats]
+        total = sum(terms[1:], terms[0])
+        return total / len(terms) if self.tr_reduction == "mean" else total
+
+    def forward(self, outputs, pids=None, rec_target=None, rec_valid=None, pit=False):
+        """
+        Args:
+            outputs (dict or Tensor): SAN training outputs (``logits``, ``feature``, ``dec_feats``,
+                ``texture``), or a texture tensor (SAN-PG).
+            pids (torch.Tensor): identities ``[B]`` (re-ID batches only).
+            rec_target (torch.Tensor): reconstruction target, shaped like the texture.
+            rec_valid (torch.Tensor, optional): validity mask ``[B,1,Ht,Wt]`` of the target.
+            pit (bool): a PIT (synthetic pair) batch: reconstruction only.
+
+        Returns:
+            (total loss tensor, dict name -> float of the unweighted components computed).
+        """
+        texture = outputs["texture"] if isinstance(outputs, dict) else outputs
+        parts = {}
+        total = 0.0
+        w_rec = self.pit_weight_rec if pit else self.weight_rec
+        if w_rec > 0:
+            if rec_target is None:
+                raise ValueError("SANLoss: the reconstruction term needs rec_target (a texture batch)")
+            parts["loss_rec"] = self.criterion_rec(texture, rec_target, rec_valid)
+            total = total + w_rec * parts["loss_rec"]
+        if not pit:
+            if pids is None:
+                raise ValueError("SANLoss: re-ID batches need pids")
+            if self.weight_id > 0:
+                parts["loss_id"] = self.criterion_id(outputs["logits"], pids)
+                total = total + self.weight_id * parts["loss_id"]
+            if self.weight_triplet > 0:
+                parts["loss_triplet"] = self.criterion_triplet(outputs["feature"].float(), pids)
+                total = total + self.weight_triplet * parts["loss_triplet"]
+            if self.weight_tr > 0:
+                parts["loss_tr"] = self.tr_loss(outputs["dec_feats"], pids)
+                total = total + self.weight_tr * parts["loss_tr"]
+        if not parts:
+            raise ValueError(f"SANLoss: every weight of this {'PIT' if pit else 're-ID'} batch is 0")
+        return total, {k: v.item() for k, v in parts.items()}

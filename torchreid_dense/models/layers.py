@@ -1,0 +1,207 @@
+"""Shared building blocks: G parallel branches computed as one grouped layer, and a two-FC classifier.
+
+A stage of G branches that "do not share weights" (DSA-reID Sec. 3.2.1) is a grouped convolution
+with ``groups=G``: channel block ``g`` of the input only reaches channel block ``g`` of the output,
+so no Python loop over branches is needed. Per-channel BatchNorm over the grouped channels is the
+same as one BatchNorm per branch.
+"""
+import math
+
+import torch
+import torch.nn as nn
+
+__all__ = [
+    "GroupedBasicBlock",
+    "GroupedBottleneck",
+    "make_grouped_stage",
+    "GroupedLinear",
+    "TwoFCClassifier",
+    "init_conv_bn",
+]
+
+
+def _conv(in_per_group, out_per_group, groups, kernel_size, stride=1):
+    """A bias-free grouped convolution of G branches, ``in_per_group -> out_per_group`` channels each."""
+    return nn.Conv2d(
+        in_per_group * groups,
+        out_per_group * groups,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        groups=groups,
+        bias=False,
+    )
+
+
+def _shortcut(in_per_group, out_per_group, groups, stride):
+    """Identity, or a 1x1 grouped projection + BN when the shape changes (ResNet option B)."""
+    if stride == 1 and in_per_group == out_per_group:
+        return nn.Identity()
+    return nn.Sequential(
+        _conv(in_per_group, out_per_group, groups, 1, stride),
+        nn.BatchNorm2d(out_per_group * groups),
+    )
+
+
+class GroupedBasicBlock(nn.Module):
+    """ResNet basic block [3x3; 3x3] for G independent branches at once (He et al. CVPR 2016).
+
+    Args:
+        in_per_group (int): input channels of one branch.
+        out_per_group (int): output channels of one branch.
+        groups (int): number of branches G; tensors carry ``G * channels`` channels, branch-major.
+        stride (int): stride of the first convolution (down-sampling).
+    """
+
+    def __init__(self, in_per_group, out_per_group, groups=1, stride=1):
+        super().__init__()
+        self.conv1 = _conv(in_per_group, out_per_group, groups, 3, stride)
+        self.bn1 = nn.BatchNorm2d(out_per_group * groups)
+        self.conv2 = _conv(out_per_group, out_per_group, groups, 3)
+        self.bn2 = nn.BatchNorm2d(out_per_group * groups)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = _shortcut(in_per_group, out_per_group, groups, stride)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class GroupedBottleneck(nn.Module):
+    """ResNet bottleneck [1x1; 3x3; 1x1] for G independent branches at once (He et al. CVPR 2016).
+
+    Args:
+        in_per_group (int): input channels of one branch.
+        mid_per_group (int): bottleneck width of one branch.
+        out_per_group (int): output channels of one branch.
+        groups (int): number of branches G.
+        stride (int): stride of the 3x3 convolution (torchvision's ResNet v1.5 placement).
+    """
+
+    def __init__(self, in_per_group, mid_per_group, out_per_group, groups=1, stride=1):
+        super().__init__()
+        self.conv1 = _conv(in_per_group, mid_per_group, groups, 1)
+        self.bn1 = nn.BatchNorm2d(mid_per_group * groups)
+        self.conv2 = _conv(mid_per_group, mid_per_group, groups, 3, stride)
+        self.bn2 = nn.BatchNorm2d(mid_per_group * groups)
+        self.conv3 = _conv(mid_per_group, out_per_group, groups, 1)
+        self.bn3 = nn.BatchNorm2d(out_per_group * groups)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = _shortcut(in_per_group, out_per_group, groups, stride)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+
+def make_grouped_stage(block, in_per_group, out_per_group, groups, num_blocks, stride=1, expansion=None):
+    """A ResNet stage ``conv{n}_x`` of ``num_blocks`` blocks over G branches; down-sampling in its first block.
+
+    Args:
+        block: :class:`GroupedBasicBlock` or :class:`GroupedBottleneck`.
+        in_per_group (int): input channels of one branch.
+        out_per_group (int): output channels of one branch.
+        groups (int): number of branches G.
+        num_blocks (int): blocks stacked.
+        stride (int): stride of the first block.
+        expansion (int, optional): for bottlenecks, ``out / mid`` (4 in ResNet-50).
+
+    Returns:
+        nn.Sequential
+    """
+    blocks = []
+    for i in range(num_blocks):
+        cin = in_per_group if i == 0 else out_per_group
+        s = stride if i == 0 else 1
+        if block is GroupedBottleneck:
+            blocks.append(block(cin, out_per_group // (expansion or 4), out_per_group, groups, s))
+        else:
+            blocks.append(block(cin, out_per_group, groups, s))
+    return nn.Sequential(*blocks)
+
+
+def init_conv_bn(module):
+    """Random initialisation of a freshly built stage: Kaiming (fan-out) convs, BN weight 1 and bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class GroupedLinear(nn.Module):
+    """G independent linear layers applied as one batched matmul: ``[B, G, in] -> [B, G, out]``.
+
+    Group ``g`` has its own weight ``weight[g]`` of shape ``[in, out]``; initialised like ``nn.Linear``
+    (or with ``std`` when given).
+    """
+
+    def __init__(self, groups, in_features, out_features, bias=True, std=None):
+        super().__init__()
+        self.groups = groups
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = nn.Parameter(torch.empty(groups, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(groups, out_features)) if bias else None
+        self.reset_parameters(std)
+
+    def reset_parameters(self, std=None):
+        bound = 1.0 / math.sqrt(self.in_features)
+        if std is None:
+            nn.init.uniform_(self.weight, -bound, bound)
+        else:
+            nn.init.normal_(self.weight, 0.0, std)
+        if self.bias is not None:
+            if std is None:
+                nn.init.uniform_(self.bias, -bound, bound)
+            else:
+                nn.init.zeros_(self.bias)
+
+    def forward(self, x):
+        out = torch.einsum("bgi,gio->bgo", x, self.weight)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def extra_repr(self):
+        return f"groups={self.groups}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class TwoFCClassifier(nn.Module):
+    """ID classifier of two FC layers, FC -> BN -> ReLU -> FC, logits for a softmax (DSA-reID Sec. 3.2.4).
+
+    The paper says "two fully connected layers followed by a SoftMax"; the hidden BN + ReLU is this
+    project's choice (a non-linearity makes the two layers more than one linear map).
+    With ``groups > 1`` it is G independent classifiers (one per part feature) run as one batched matmul.
+
+    Args:
+        in_features (int): feature dimension (per group).
+        num_classes (int): number of identities.
+        hidden_features (int): width of the hidden layer.
+        groups (int): number of independent classifiers G.
+
+    Input ``[B, in]`` (groups=1) or ``[B, G, in]`` / ``[B, G*in]`` (groups=G); output ``[B, num_classes]``
+    (groups=1) or ``[B, G, num_classes]``.
+    """
+
+    def __init__(self, in_features, num_classes, hidden_features=512, groups=1):
+        super().__init__()
+        self.groups = groups
+        self.in_features = in_features
+        self.fc1 = GroupedLinear(groups, in_features, hidden_features)
+        self.bn = nn.BatchNorm1d(groups * hidden_features)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = GroupedLinear(groups, hidden_features, num_classes, std=0.001)
+
+    def forward(self, x):
+        b = x.shape[0]
+        h = self.fc1(x.reshape(b, self.groups, self.in_features))
+        h = self.relu(self.bn(h.reshape(b, -1))).reshape(b, self.groups, -1)
+        out = self.fc2(h)
+        return out[:, 0] if self.groups == 1 else out
