@@ -1,0 +1,1 @@
+"""Data sets of the plugin; the imports below exist to register them."""

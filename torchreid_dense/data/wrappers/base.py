@@ -1,0 +1,142 @@
+"""Data sets whose items carry per-image sidecar files (IUV maps, textures) beside the image.
+
+A wrapper class is a torchreid data set class (``Market1501``, ``SynthReID``, ...) with a
+:class:`SidecarDataset` mixin, registered as ``<name>_<suffix>`` (``market1501_dsap``). Sidecars are
+looked up with :func:`torchreid_dense.dense.sidecar.sidecar_path` relative to the data set's
+``dataset_dir`` (torchreid's attribute, e.g. ``<root>/market1501`` for Market-1501).
+"""
+import logging
+import os
+import os.path as osp
+import sys
+
+import torch
+
+from ... import compat
+from ...dense.sidecar import sidecar_path, sidecar_root
+from ..texture_io import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["SidecarDataset", "MissingSidecarError", "make_wrapper"]
+
+logger = logging.getLogger(__name__)
+
+
+class MissingSidecarError(FileNotFoundError):
+    """Images without their sidecar file in ``strict`` mode."""
+
+
+class SidecarDataset:
+    """Mixin adding sidecar-derived tensors to torchreid's dict items.
+
+    Subclasses set ``sidecar_kind`` (the sidecar folder read by default), ``default_options``,
+    ``fallback_description`` and implement ``_sidecar_item(image, path)`` returning the extra keys
+    of one item. Options change after construction through :meth:`configure` (the plugin's data
+    manager calls it with its ``dense`` options), since torchreid builds data sets with fixed arguments.
+    """
+
+    sidecar_kind = "densepose"
+    default_options = {}
+    fallback_description = "empty tensors, valid mask all False"
+    combined_class = None  # set by make_wrapper: the multi-source class of this wrapper kind
+
+    def __init__(self, *args, sidecar_bases=None, sidecar_options=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sidecar_bases = list(sidecar_bases or [osp.abspath(self.dataset_dir)])
+        self.options = dict(self.default_options, norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD)
+        self.options.update(sidecar_options or {})
+        self._checked = None
+        self._prepare()
+
+    # ----------------------------------------------------------------- options and checks
+    def configure(self, **options):
+        """Set wrapper options (unknown names raise); re-checks sidecars when their location changes."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.configure: unknown option(s) {unknown}; "
+                            f"known: {sorted(self.options)}")
+        self.options.update(options)
+        self._prepare()
+        return self
+
+    @property
+    def kind(self):
+        """Sidecar folder in use (``densepose``, ``densepose_gt`` or ``textures``)."""
+        return self.options.get("iuv_kind", self.sidecar_kind)
+
+    def _base_of(self, path):
+        path = osp.abspath(path)
+        for base in self.sidecar_bases:
+            if path.startswith(base + os.sep):
+                return base
+        raise ValueError(f"image {path} is not under any data set directory of {type(self).__name__} "
+                         f"({self.sidecar_bases})")
+
+    def sidecar_of(self, path):
+        """Sidecar file of image ``path`` for the current options."""
+        return sidecar_path(self._base_of(path), path, self.kind)
+
+    def _prepare(self):
+        """Count images without a sidecar, reported once per location; strict mode raises instead."""
+        key = (self.kind, bool(self.options.get("strict")))
+        if self._checked == key:
+            return
+        self._checked = key
+        paths = [item[0] for item in self.data]
+        missing = [p for p in paths if not osp.exists(self.sidecar_of(p))]
+        self.num_missing_sidecars = len(missing)
+        if not missing:
+            return
+        where = ", ".join(sidecar_root(b, self.kind) for b in self.sidecar_bases)
+        msg = (f"{type(self).__name__} ({self.mode}): {len(missing)} of {len(paths)} images have no "
+               f"'{self.kind}' sidecar under {where} (first missing: {self.sidecar_of(missing[0])})")
+        if self.options.get("strict"):
+            raise MissingSidecarError(msg + "; create them (README: 'Dense semantics for your own data') "
+                                      "or turn strict mode off to use the documented fallback")
+        logger.warning("%s; they get the fallback: %s.", msg, self.fallback_description)
+
+    def _normalise(self, x):
+        """``(x / 255 - mean) / std`` with the image's normalisation, on ``[..., 3, H, W]``."""
+        mean = torch.tensor(self.options["norm_mean"], dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.options["norm_std"], dtype=torch.float32).view(3, 1, 1)
+        return (x / 255.0 - mean) / std
+
+    # ----------------------------------------------------------------- items
+    def __getitem__(self, index):
+        img_path, pid, camid, dsetid = self.data[index]
+        image = compat.read_image(img_path)
+        img = self._transform_image(self.transform, self.k_tfm, image) if self.transform is not None else image
+        item = {"img": img, "pid": pid, "camid": camid, "impath": img_path, "dsetid": dsetid}
+        item.update(self._sidecar_item(image, img_path))
+        return item
+
+    # ----------------------------------------------------------------- combining data sets
+    def __add__(self, other):
+        """Adds the train sets like torchreid's ``Dataset.__add__`` but keeps the sidecars."""
+        if not isinstance(other, SidecarDataset) or other.combined_class is not self.combined_class:
+            raise TypeError(
+                f"cannot combine {type(self).__name__} with {type(other).__name__}: all sources of one run "
+                "must be wrapped the same way (e.g. all '<name>_dsap')")
+        merged = compat.ImageDataset.__add__(self, other)  # relabels pids / camids like torchreid
+        bases = self.sidecar_bases + [b for b in other.sidecar_bases if b not in self.sidecar_bases]
+        return self.combined_class(
+            merged.train, merged.query, merged.gallery, transform=self.transform, k_tfm=self.k_tfm,
+            mode=self.mode, combineall=False, verbose=False, sidecar_bases=bases,
+            sidecar_options=self.options,
+        )
+
+
+def make_wrapper(mixin, base, name, module):
+    """Create the class ``mixin + base`` named ``name`` in ``module`` (so worker processes can pickle it).
+
+    The first call for a mixin also creates its multi-source class ``<Mixin>Combined``.
+    """
+    if mixin.__dict__.get("combined_class") is None:
+        mixin.combined_class = _define(mixin, compat.ImageDataset, mixin.__name__ + "Combined", module)
+    return _define(mixin, base, name, module)
+
+
+def _define(mixin, base, name, module):
+    cls = type(name, (mixin, base), {"__module__": module, "__qualname__": name,
+                                     "__doc__": f"{base.__name__} with {mixin.__name__}'s sidecar tensors."})
+    setattr(sys.modules[module], name, cls)
+    return cls

@@ -1,0 +1,29 @@
+"""Texture data-set wrappers: items gain SAN's (pseudo) full-texture target (Sec. 3.2)."""
+import os.path as osp
+
+from ..texture_io import empty_texture, load_texture
+from .base import SidecarDataset
+
+__all__ = ["TextureDataset"]
+
+
+class TextureDataset(SidecarDataset):
+    """Adds ``texture`` ``[3, Ht, Wt]`` (normalised like the image) and ``texture_valid`` ``[1, Ht, Wt]``.
+
+    Any texture image works as a target (the project's DensePose atlases, or the SAN authors' 256x256
+    pseudo textures): it is resized to ``texture_size``. Options: texture_size ``(Ht, Wt)``, strict.
+    Images without a texture sidecar get zeros with ``texture_valid`` all False.
+    """
+
+    sidecar_kind = "textures"
+    default_options = {"texture_size": (240, 160), "strict": False}
+    fallback_description = "a zero texture with texture_valid all False"
+
+    def _sidecar_item(self, image, path):
+        tex_path = self.sidecar_of(path)
+        size = tuple(self.options["texture_size"])
+        if osp.exists(tex_path):
+            texture, valid = load_texture(tex_path, size, self.options["norm_mean"], self.options["norm_std"])
+        else:
+            texture, valid = empty_texture(size)
+        return {"texture": texture, "texture_valid": valid}
