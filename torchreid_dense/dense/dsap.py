@@ -21,13 +21,6 @@ def _float_images(images):
     return images.float()
 
 
-def _check_pair(images, labels):
-    if images.shape[0] != labels.shape[0] or images.shape[2:] != labels.shape[1:]:
-        raise ValueError(
-            f"images {tuple(images.shape)} and IUV maps {tuple(labels.shape)} must share batch size and H x W"
-        )
-
-
 def warp_dsap(images, iuv, size=32, reduce="mean"):
     """Warp images into 24 DSAP-images through their IUV maps (DSA-reID Sec. 3.1).
 
@@ -51,32 +44,55 @@ def warp_dsap(images, iuv, size=32, reduce="mean"):
     if reduce not in _REDUCTIONS:
         raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
     imgs = _float_images(images)
-    labels, u, v = unpack_iuv(iuv)
-    _check_pair(imgs, labels)
+    if iuv.dim() != 4 or imgs.shape[0] != iuv.shape[0] or imgs.shape[2:] != iuv.shape[2:]:
+        raise ValueError(f"images {tuple(imgs.shape)} and IUV maps {tuple(iuv.shape)} must be [B, 3, H, W] "
+                         "with the same B, H and W")
     b, c, h, w = imgs.shape
-    cells = NUM_CHARTS * size * size
+    cells = (NUM_CHARTS + 1) * size * size  # one extra chart collects background pixels
+    index = _cell_index(iuv, size).view(b, 1, h * w)
+    pixels = imgs.view(b, c, h * w)
+    if reduce == "mean":
+        ones = torch.ones(b, 1, h * w, device=imgs.device)
+        sums = torch.zeros(b, c + 1, cells, device=imgs.device)
+        sums.scatter_add_(2, index.expand(b, c + 1, h * w), torch.cat([pixels, ones], dim=1))
+        counts = sums[:, c:]
+        values = sums[:, :c] / counts.clamp(min=1)
+    else:
+        source = torch.arange(h * w, device=imgs.device).view(1, 1, h * w).expand(b, 1, h * w)
+        winner = torch.full((b, 1, cells), -1, dtype=torch.long, device=imgs.device)
+        winner.scatter_reduce_(2, index, source, reduce="amax")
+        counts = (winner >= 0).float()
+        values = torch.gather(pixels, 2, winner.clamp(min=0).expand(b, c, cells))
+    keep = NUM_CHARTS * size * size  # drop the background chart
+    filled = (counts[:, 0, :keep] > 0).view(b, NUM_CHARTS, 1, size, size)
+    values = values[:, :, :keep].reshape(b, c, NUM_CHARTS, size, size).transpose(1, 2)
+    mean = imgs.mean(dim=(2, 3)).view(b, 1, c, 1, 1)  # per-image, per-channel initialisation
+    dsap = torch.where(filled, values, mean)
+    return dsap.contiguous(), filled.flatten(1).view(b, NUM_CHARTS, -1).any(dim=2)
+
+
+def _cell_index(iuv, size):
+    """Per pixel, the flat index ``(chart - 1) * S * S + row * S + col`` of its DSAP cell, ``[B, H * W]``.
+
+    Background pixels (and labels outside 1..24) go to an extra 25th chart that callers drop.
+    Quantized maps use two look-up tables (labels, and (U, V) pairs) built from the same rule.
+    """
+    b, _, h, w = iuv.shape
+    trash = NUM_CHARTS * size * size
+    if iuv.dtype == torch.uint8:
+        code = torch.arange(256, device=iuv.device)
+        chart = torch.where((code >= 1) & (code <= NUM_CHARTS), (code - 1) * size * size, trash)
+        cell = uv_floor(code, size).clamp(max=size - 1)
+        uv_table = (cell.view(256, 1) * size + cell.view(1, 256)).view(-1)
+        flat = iuv.view(b, 3, h * w)
+        uv_key = (flat[:, 1].int() << 8) | flat[:, 2].int()
+        return (chart.index_select(0, flat[:, 0].reshape(-1).long())
+                + uv_table.index_select(0, uv_key.reshape(-1).long())).view(b, h * w)
+    labels, u, v = unpack_iuv(iuv)
     rows = uv_floor(u, size).clamp(0, size - 1)
     cols = uv_floor(v, size).clamp(0, size - 1)
-    person = (labels > 0) & (labels <= NUM_CHARTS)
-    batch = torch.arange(b, device=labels.device).view(b, 1, 1)
-    target = (batch * cells + ((labels - 1) * size + rows) * size + cols).flatten()
-    keep = person.flatten()
-    target = target[keep]
-    pixels = imgs.permute(0, 2, 3, 1).reshape(-1, c)
-    counts = torch.bincount(target, minlength=b * cells)
-    if reduce == "mean":
-        sums = torch.zeros(b * cells, c, device=imgs.device).index_add_(0, target, pixels[keep])
-        values = sums / counts.clamp(min=1).unsqueeze(1).float()
-    else:
-        source = torch.arange(b * h * w, device=imgs.device)[keep]
-        winner = torch.full((b * cells,), -1, dtype=torch.long, device=imgs.device)
-        winner.scatter_reduce_(0, target, source, reduce="amax")
-        values = pixels[winner.clamp(min=0)]
-    mean = imgs.mean(dim=(2, 3))  # per-image, per-channel initialisation
-    filled = (counts > 0).view(b, NUM_CHARTS, size, size)
-    values = values.view(b, NUM_CHARTS, size, size, c).permute(0, 1, 4, 2, 3)
-    dsap = torch.where(filled.unsqueeze(2), values, mean.view(b, 1, c, 1, 1))
-    return dsap.contiguous(), filled.flatten(2).any(dim=2)
+    person = (labels >= 1) & (labels <= NUM_CHARTS)
+    return torch.where(person, ((labels - 1) * size + rows) * size + cols, trash).view(b, h * w)
 
 
 def crop_parts(images, iuv, size=32):
@@ -88,7 +104,8 @@ def crop_parts(images, iuv, size=32):
     """
     imgs = _float_images(images)
     labels, _, _ = unpack_iuv(iuv)
-    _check_pair(imgs, labels)
+    if imgs.shape[0] != labels.shape[0] or imgs.shape[2:] != labels.shape[1:]:
+        raise ValueError(f"images {tuple(imgs.shape)} and IUV maps {tuple(iuv.shape)} must share B, H and W")
     b, c, h, w = imgs.shape
     charts = torch.arange(1, NUM_CHARTS + 1, device=labels.device).view(1, NUM_CHARTS, 1, 1)
     onehot = labels.unsqueeze(1) == charts  # [B, 24, H, W]

@@ -1,0 +1,65 @@
+"""Pictures of dense semantics: colour-coded IUV maps and DSA-reID's Fig. 2 (image, IUV, 24 DSAP-images)."""
+import numpy as np
+
+from .iuv import dequantize_iuv
+from .parts import NUM_CHARTS, PART_NAMES
+
+__all__ = ["CHART_COLOURS", "colorize_iuv", "save_dsap_figure"]
+
+
+def _chart_colours():
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20b"].colors + matplotlib.colormaps["tab20c"].colors[:4]
+    colours = np.zeros((NUM_CHARTS + 1, 3), dtype=np.float32)
+    colours[1:] = np.asarray(cmap[:NUM_CHARTS], dtype=np.float32)
+    return colours
+
+
+CHART_COLOURS = _chart_colours()  # [25, 3] in [0, 1]; row 0 (background) is black
+
+
+def colorize_iuv(iuv, shade_uv=True):
+    """``[3, H, W]`` IUV map -> ``[H, W, 3]`` uint8 picture: one colour per chart, shaded by U and V."""
+    labels, u, v = dequantize_iuv(np.asarray(iuv))
+    rgb = CHART_COLOURS[labels]
+    if shade_uv:
+        rgb = rgb * (0.55 + 0.45 * ((u + v) / 2.0))[..., None]
+    return (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def save_dsap_figure(out_png, image, iuv, dsap, valid=None, title=None):
+    """Save DSA-reID's Fig. 2 for one image: the image, its colour-coded IUV and its 24 DSAP-images.
+
+    Args:
+        out_png: output path (parent folders are created).
+        image: ``[H, W, 3]`` uint8. iuv: ``[3, H, W]`` uint8. dsap: ``[24, 3, S, S]`` in 0..255.
+        valid: optional ``[24]`` bool; empty charts are marked in their title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils.io import atomic_write
+
+    dsap = np.clip(np.asarray(dsap, dtype=np.float32), 0, 255).astype(np.uint8)
+    fig = plt.figure(figsize=(13, 5.2))
+    grid = fig.add_gridspec(4, 8, width_ratios=[1.4, 1.4, 1, 1, 1, 1, 1, 1])
+    for col, (pic, name) in enumerate(((image, "image"), (colorize_iuv(iuv), "IUV (DensePose)"))):
+        ax = fig.add_subplot(grid[:, col])
+        ax.imshow(pic, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    for k in range(NUM_CHARTS):
+        ax = fig.add_subplot(grid[k // 6, 2 + k % 6])
+        ax.imshow(dsap[k].transpose(1, 2, 0), interpolation="nearest")
+        empty = valid is not None and not bool(valid[k])
+        ax.set_title(f"{k + 1} {PART_NAMES[k]}" + (" (empty)" if empty else ""), fontsize=6)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_write(out_png) as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
