@@ -38,7 +38,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..utils.io import atomic_write
-from .iuv import _resize_nearest, quantize_iuv, write_iuv
+from .iuv import resize_iuv_nearest, quantize_iuv, write_iuv
 from .sidecar import SIDECAR_KINDS, sidecar_path, sidecar_root
 
 __all__ = [
@@ -314,7 +314,7 @@ def paste_box_iuv(box_iuv, box_xyxy, image_size):
     x0, y0, x1, y1 = (float(c) for c in _numpy(box_xyxy, np.float64).reshape(4))
     bh, bw = max(int(y1 - y0), 1), max(int(x1 - x0), 1)
     if box_iuv.shape[1:] != (bh, bw):
-        box_iuv = _resize_nearest(box_iuv, (bh, bw))
+        box_iuv = resize_iuv_nearest(box_iuv, (bh, bw))
     top, left = math.floor(y0), math.floor(x0)
     height, width = image_size
     canvas = np.zeros((3, height, width), dtype=np.uint8)

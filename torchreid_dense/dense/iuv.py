@@ -14,7 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from ..utils.io import save_png
 from .parts import NUM_CHARTS
 
-__all__ = ["IUVFormatError", "quantize_iuv", "dequantize_iuv", "unpack_iuv", "uv_floor", "validate_iuv", "read_iuv", "write_iuv"]
+__all__ = ["IUVFormatError", "quantize_iuv", "dequantize_iuv", "unpack_iuv", "uv_floor", "resize_iuv_nearest", "validate_iuv", "read_iuv", "write_iuv"]
 
 
 class IUVFormatError(ValueError):
@@ -121,7 +121,8 @@ def write_iuv(path, iuv):
     save_png(path, np.ascontiguousarray(iuv.transpose(1, 2, 0)))
 
 
-def _resize_nearest(iuv, size):
+def resize_iuv_nearest(iuv, size):
+    """Resize a ``[3, H, W]`` IUV map to ``size = (H', W')`` with nearest-neighbour (I, U, V together)."""
     h, w = iuv.shape[1:]
     rows = np.minimum((np.arange(size[0]) * h) // size[0], h - 1)
     cols = np.minimum((np.arange(size[1]) * w) // size[1], w - 1)
@@ -156,5 +157,5 @@ def read_iuv(path, size=None, resize=False):
                              f"shape {arr.shape}")
     iuv = np.ascontiguousarray(arr.transpose(2, 0, 1))
     if size is not None and resize and tuple(iuv.shape[1:]) != tuple(size):
-        iuv = _resize_nearest(iuv, size)
+        iuv = resize_iuv_nearest(iuv, size)
     return validate_iuv(iuv, source=path, size=size)
