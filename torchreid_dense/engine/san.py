@@ -117,6 +117,34 @@ def _cfg(cfg, dotted, default):
     return node
 
 
+def _pit_root(cfg, datamanager):
+    """``san.pit_root``, or the training data set's directory when that key is ''."""
+    root = cfg.san.pit_root
+    if not root:
+        dataset = getattr(getattr(datamanager, "train_loader", None), "dataset", None)
+        root = getattr(dataset, "dataset_dir", "")
+        if not root:
+            raise ValueError(
+                "SAN with PIT batches needs san.pit_root (a SynthReID directory with pit/ pairs) when the "
+                "training set is not a single synthreid data set; or set san.use_pit=False (SAN-basic)"
+            )
+    return root
+
+
+def _pit_loader_kwargs(cfg, model):
+    return dict(
+        height=_cfg(cfg, "data.height", 256),
+        width=_cfg(cfg, "data.width", 128),
+        texture_size=_bare(model).texture_size,
+        batch_size=cfg.san.pit_batch_size or _cfg(cfg, "train.batch_size", 32),
+        workers=_cfg(cfg, "data.workers", 0),
+        norm_mean=_cfg(cfg, "data.norm_mean", None) or IMAGENET_MEAN,
+        norm_std=_cfg(cfg, "data.norm_std", None) or IMAGENET_STD,
+        val_fraction=_cfg(cfg, "san.pit_val_fraction", 0.1),
+        seed=_cfg(cfg, "train.seed", 0),
+    )
+
+
 def _to_device(use_gpu, *tensors):
     return tuple(t.cuda() if (use_gpu and t is not None) else t for t in tensors)
 
@@ -175,37 +203,28 @@ class SANEngine(compat.Engine):
 
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
-        """Builds the engine from ``cfg.san.*`` (plus ``use_gpu``, ``loss.softmax.label_smooth``,
-        and ``data.*``/``train.batch_size`` for the PIT loader); loads ``san.init_weights``."""
+        """Builds the engine from ``cfg.san.*`` (weights, ``use_tr``, ``use_pit``, ``pit_ratio``,
+        ``pit_root``, ``pit_batch_size``, ``rec_target``, ``init_weights``; optional
+        ``pit_weight_rec``, ``tr_reduction``), torchreid's ``loss.triplet.margin`` and
+        ``loss.softmax.label_smooth``, ``use_gpu``, and ``data.*``/``train.batch_size`` for the PIT
+        loader; loads ``san.init_weights`` (a SAN-PG checkpoint) into the model."""
         s = cfg.san
         use_gpu = bool(_cfg(cfg, "use_gpu", True)) and torch.cuda.is_available()
         if s.init_weights:
             load_san_pg_weights(model, s.init_weights)
         pit_loader = None
-        if s.use_syn:
-            if not s.pit_dir:
-                raise ValueError(
-                    "san.use_syn=True needs san.pit_dir (a SynthReID directory with pit/ pairs); "
-                    "set san.use_syn=False to train without synthetic data (SAN-basic)"
-                )
+        if s.use_pit:
             pit_loader = build_pit_loader(
-                s.pit_dir,
-                height=_cfg(cfg, "data.height", 256),
-                width=_cfg(cfg, "data.width", 128),
-                texture_size=_bare(model).texture_size,
-                batch_size=s.pit_batch_size or _cfg(cfg, "train.batch_size", 32),
-                workers=_cfg(cfg, "data.workers", 0),
-                norm_mean=_cfg(cfg, "data.norm_mean", None) or IMAGENET_MEAN,
-                norm_std=_cfg(cfg, "data.norm_std", None) or IMAGENET_STD,
-                split="all",
-                use_gpu=use_gpu,
+                _pit_root(cfg, datamanager), split="all", use_gpu=use_gpu, **_pit_loader_kwargs(cfg, model)
             )
         return cls(
             datamanager, model, optimizer, scheduler=scheduler, use_gpu=use_gpu,
-            pit_loader=pit_loader, pit_every=s.pit_every,
+            pit_loader=pit_loader, pit_every=s.pit_ratio,
             weight_id=s.weight_id, weight_triplet=s.weight_triplet, weight_rec=s.weight_rec,
-            weight_tr=s.weight_tr if s.use_tr else 0.0, pit_weight_rec=s.pit_weight_rec,
-            margin=s.triplet_margin, tr_margin=s.tr_margin, tr_reduction=s.tr_reduction,
+            weight_tr=s.weight_tr if s.use_tr else 0.0,
+            pit_weight_rec=_cfg(cfg, "san.pit_weight_rec", 1.0),
+            margin=_cfg(cfg, "loss.triplet.margin", 0.3), tr_margin=s.tr_margin,
+            tr_reduction=_cfg(cfg, "san.tr_reduction", "mean"),
             label_smooth=bool(_cfg(cfg, "loss.softmax.label_smooth", True)), rec_target=s.rec_target,
         )
 
@@ -277,30 +296,23 @@ class SANPGEngine(compat.Engine):
 
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
-        """Builds PIT train/held-out loaders from ``cfg.san.pit_dir`` (the re-ID ``datamanager`` is
-        not used unless it already is a PITDataManager)."""
-        s = cfg.san
+        """Builds PIT train/held-out loaders from ``cfg.san.pit_root`` (split by texture with
+        ``san.pit_val_fraction``, default 0.1; the re-ID ``datamanager`` is not used unless it
+        already is a PITDataManager)."""
         use_gpu = bool(_cfg(cfg, "use_gpu", True)) and torch.cuda.is_available()
-        norm_std = _cfg(cfg, "data.norm_std", None) or IMAGENET_STD
+        kwargs = _pit_loader_kwargs(cfg, model)
         if not isinstance(datamanager, PITDataManager):
-            if not s.pit_dir:
-                raise ValueError("the san_pg engine trains on PIT pairs: set san.pit_dir")
-            common = dict(
-                height=_cfg(cfg, "data.height", 256), width=_cfg(cfg, "data.width", 128),
-                texture_size=_bare(model).texture_size,
-                batch_size=s.pit_batch_size or _cfg(cfg, "train.batch_size", 32),
-                workers=_cfg(cfg, "data.workers", 0),
-                norm_mean=_cfg(cfg, "data.norm_mean", None) or IMAGENET_MEAN, norm_std=norm_std,
-                val_fraction=s.pit_val_fraction, seed=_cfg(cfg, "train.seed", 0), use_gpu=use_gpu,
-            )
-            if s.pit_val_fraction > 0:
-                train = build_pit_loader(s.pit_dir, split="train", **common)
-                val = build_pit_loader(s.pit_dir, split="val", **common)
+            root = cfg.san.pit_root
+            if not root:
+                raise ValueError("the san_pg engine trains on PIT pairs: set san.pit_root")
+            if kwargs["val_fraction"] > 0:
+                train = build_pit_loader(root, split="train", use_gpu=use_gpu, **kwargs)
+                val = build_pit_loader(root, split="val", use_gpu=use_gpu, **kwargs)
             else:
-                train, val = build_pit_loader(s.pit_dir, split="all", **common), None
-            datamanager = PITDataManager(train, val, common["height"], common["width"])
+                train, val = build_pit_loader(root, split="all", use_gpu=use_gpu, **kwargs), None
+            datamanager = PITDataManager(train, val, kwargs["height"], kwargs["width"])
         return cls(datamanager, model, optimizer, scheduler=scheduler, use_gpu=use_gpu,
-                   weight_rec=s.pit_weight_rec, norm_std=norm_std)
+                   weight_rec=_cfg(cfg, "san.pit_weight_rec", 1.0), norm_std=kwargs["norm_std"])
 
     def forward_backward(self, data):
         imgs, target, valid = _to_device(self.use_gpu, data["img"], data["texture"], data.get("texture_valid"))

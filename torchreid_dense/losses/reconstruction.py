@@ -12,6 +12,7 @@ class ReconstructionLoss(nn.Module):
 
     Examples::
 
+        >>> import torch
         >>> crit = ReconstructionLoss()
         >>> pred = torch.zeros(1, 3, 2, 2); target = torch.ones(1, 3, 2, 2)
         >>> float(crit(pred, target))

@@ -49,9 +49,10 @@ class TripletReIDConstraint(nn.Module):
 
     Examples::
 
+        >>> import torch
         >>> crit = TripletReIDConstraint(margin=0.3)
         >>> feats = torch.zeros(4, 2, 3, 3); pids = torch.tensor([0, 0, 1, 1])
-        >>> float(crit(feats, pids))
+        >>> round(float(crit(feats, pids)), 4)
         0.3
     """
 

@@ -43,13 +43,15 @@ __all__ = [
     "MFInference",
     "FusedInference",
     "build_dsa_reid",
+    "remove_last_stride",
     "dsa_reid",
     "dsa_reid_r18",
 ]
 
 NUM_PARTS = len(MERGE_LEVEL2)  # 8 merged body parts
 
-# Per-backbone facts: torchvision builder + weights, conv4_x width, conv5_x width, local-branch block.
+# Per-backbone facts: torchvision builder + weights, conv4_x / conv5_x widths, part-branch block,
+# and the defaults of the DSAG-Stream width multiplier and the classifiers' hidden width.
 _BACKBONES = {
     "resnet50": dict(
         build=torchvision.models.resnet50,
@@ -58,6 +60,8 @@ _BACKBONES = {
         conv5_channels=2048,
         local_block=GroupedBottleneck,
         conv5_blocks=3,
+        dsag_width=1.0,  # Table 1 as printed
+        classifier_hidden=512,
     ),
     "resnet18": dict(
         build=torchvision.models.resnet18,
@@ -66,6 +70,8 @@ _BACKBONES = {
         conv5_channels=512,
         local_block=GroupedBasicBlock,
         conv5_blocks=2,
+        dsag_width=0.25,  # every Table 1 width / 4: dG = 512, dL,i = 64 as the MF-Stream
+        classifier_hidden=256,
     ),
 }
 
@@ -114,7 +120,7 @@ class MFStream(nn.Module):
             conv5 = net.layer4
             if not imagenet_global_head:
                 init_conv_bn(conv5)
-            _remove_last_stride(conv5)
+            remove_last_stride(conv5)
             self.global_branch = conv5
         if "l" in self.branches:
             self.local_branch = make_grouped_stage(
@@ -138,7 +144,7 @@ class MFStream(nn.Module):
         return out
 
 
-def _remove_last_stride(layer):
+def remove_last_stride(layer):
     """Set conv5_x's down-sampling stride to 1 (Sec. 4.2, after [35]); works for both block types."""
     first = layer[0]
     conv = first.conv2 if hasattr(first, "conv3") else first.conv1
@@ -222,7 +228,10 @@ class DSAGStream(nn.Module):
 
 
 class AddFusion(nn.Module):
-    """Element-wise add of the two streams' features (Sec. 3.2.3): ``zG = fG + dG``, ``zL = fL + dL``."""
+    """Element-wise add of the two streams' features (Sec. 3.2.3): ``zG = fG + dG``, ``zL = fL + dL``.
+
+    Parameter-free; takes the same constructor arguments as :class:`ConcatFCFusion`.
+    """
 
     def __init__(self, global_dim, part_dim, branches="both"):
         super().__init__()
@@ -414,22 +423,22 @@ def build_dsa_reid(
     Returns:
         DSAReID
     """
-    small = backbone == "resnet18"
-    dsag_width = (0.25 if small else 1.0) if dsag_width is None else dsag_width
-    classifier_hidden = classifier_hidden or (256 if small else 512)
+    spec = _lookup(_BACKBONES, backbone, "backbone")
+    with_dsag = _lookup(_STREAMS, streams, "streams")
+    fusion_cls = _lookup(_FUSIONS, fusion, "fusion")
+    dsag_width = spec["dsag_width"] if dsag_width is None else dsag_width
+    classifier_hidden = classifier_hidden or spec["classifier_hidden"]
+    widths = tuple(max(1, int(round(w * dsag_width))) for w in DSAG_WIDTHS)
+    global_dim, part_dim = spec["conv5_channels"], spec["conv5_channels"] // NUM_PARTS
+    if with_dsag and (widths[4], widths[5]) != (global_dim, part_dim):
+        raise ValueError(
+            f"the fusion needs dG = fG and dL,i = fL,i, but dsag_width={dsag_width} gives "
+            f"conv5_g={widths[4]}, conv5_l={widths[5]} against the {backbone} MF-Stream's "
+            f"{global_dim}, {part_dim}; use dsag_width={global_dim / DSAG_WIDTHS[4]:g}"
+        )
     mf = MFStream(backbone, pretrained, branches, imagenet_global_head)
-    dsag = fuse = None
-    if _lookup(_STREAMS, streams, "streams"):
-        widths = tuple(max(1, int(round(w * dsag_width))) for w in DSAG_WIDTHS)
-        if fusion == "add" and (widths[4], widths[5]) != (mf.global_dim, mf.part_dim):
-            raise ValueError(
-                f"element-wise fusion needs dG = fG and dL,i = fL,i, but dsag_width={dsag_width} gives "
-                f"conv5_g={widths[4]}, conv5_l={widths[5]} against the {backbone} MF-Stream's "
-                f"{mf.global_dim}, {mf.part_dim}; use dsag_width={mf.global_dim / DSAG_WIDTHS[4]:g} "
-                "or fusion='concat_fc' with matching widths"
-            )
-        dsag = DSAGStream(widths, branches)
-        fuse = _lookup(_FUSIONS, fusion, "fusion")(mf.global_dim, mf.part_dim, branches)
+    dsag = DSAGStream(widths, branches) if with_dsag else None
+    fuse = fusion_cls(global_dim, part_dim, branches) if with_dsag else None
     return DSAReID(mf, dsag, fuse, num_classes, classifier_hidden, feature, branches)
 
 

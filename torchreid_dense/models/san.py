@@ -35,29 +35,29 @@ __all__ = [
     "SAN",
     "build_san",
     "load_san_pg_weights",
+    "san_cfg_kwargs",
     "san",
     "san_r18",
     "san_pg",
     "san_pg_r18",
 ]
 
-# backbone name -> (torchvision constructor name, ImageNet weights enum name, fe4 channels)
+# backbone name -> (torchvision constructor name, ImageNet weights enum name, fe4 channels,
+#                   default SA-Dec widths: channels halve as the resolution doubles, sized so the
+#                   decoder has about 1/3 of the encoder's parameters (r50: 0.316, r18: 0.317))
 _BACKBONES = {
-    "resnet18": ("resnet18", "ResNet18_Weights", 512),
-    "resnet34": ("resnet34", "ResNet34_Weights", 512),
-    "resnet50": ("resnet50", "ResNet50_Weights", 2048),
-    "resnet101": ("resnet101", "ResNet101_Weights", 2048),
+    "resnet18": ("resnet18", "ResNet18_Weights", 512, (320, 160, 80, 40)),
+    "resnet50": ("resnet50", "ResNet50_Weights", 2048, (288, 144, 72, 36)),
 }
 
 DEFAULT_TEXTURE_SIZE = (240, 160)  # DensePose atlas 6N x 4N with tile N = 40 (about 256 high)
-DEFAULT_DECODER_WIDTHS = (256, 256, 128, 64)  # about 1/3 of the encoder's parameters (r50 and r18)
 
 
 def _torchvision_resnet(backbone, pretrained):
     """A torchvision ResNet, ImageNet-initialised (downloaded to torch's hub cache) when asked."""
     if backbone not in _BACKBONES:
         raise KeyError(f"SAN backbone '{backbone}' is not supported; choose one of {sorted(_BACKBONES)}")
-    ctor_name, weights_name, _ = _BACKBONES[backbone]
+    ctor_name, weights_name = _BACKBONES[backbone][:2]
     weights = getattr(torchvision.models, weights_name).IMAGENET1K_V1 if pretrained else None
     try:
         return getattr(torchvision.models, ctor_name)(weights=weights)
@@ -74,7 +74,7 @@ class SAEncoder(nn.Module):
     """SA-Enc (Sec. 3.2): ResNet conv1..layer4 with the last down-sampling removed -> fe4 and f.
 
     Args:
-        backbone (str): ``resnet50`` (paper), ``resnet18``, ``resnet34`` or ``resnet101``.
+        backbone (str): ``resnet50`` (paper) or ``resnet18``.
         pretrained (bool): initialise from torchvision's ImageNet weights.
     """
 
@@ -138,7 +138,7 @@ class SADecoder(nn.Module):
         widths (tuple): output channels of the 4 blocks.
     """
 
-    def __init__(self, in_channels, texture_size=DEFAULT_TEXTURE_SIZE, widths=DEFAULT_DECODER_WIDTHS):
+    def __init__(self, in_channels, texture_size=DEFAULT_TEXTURE_SIZE, widths=(288, 144, 72, 36)):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4:
@@ -185,7 +185,8 @@ class SAN(nn.Module):
         backbone (str): encoder backbone.
         pretrained (bool): ImageNet initialisation of the encoder.
         texture_size (tuple): ``(Ht, Wt)`` of the predicted texture.
-        decoder_widths (tuple): channels of the 4 SA-Dec blocks.
+        decoder_widths (tuple, optional): channels of the 4 SA-Dec blocks (None: the backbone's
+            default, about 1/3 of the encoder's parameters).
         with_decoder (bool): build SA-Dec (False gives the plain baseline, last stride 1).
         reid_head (bool): build the ID classifier; False gives SAN-PG (texture only).
         num_tr_blocks (int): how many leading decoder block outputs go into ``dec_feats``.
@@ -197,7 +198,7 @@ class SAN(nn.Module):
         backbone="resnet50",
         pretrained=True,
         texture_size=DEFAULT_TEXTURE_SIZE,
-        decoder_widths=DEFAULT_DECODER_WIDTHS,
+        decoder_widths=None,
         with_decoder=True,
         reid_head=True,
         num_tr_blocks=3,
@@ -209,6 +210,8 @@ class SAN(nn.Module):
         self.feature_dim = self.encoder.feature_dim
         self.reid_head = reid_head
         self.classifier = nn.Linear(self.feature_dim, num_classes) if reid_head else None
+        if decoder_widths is None:
+            decoder_widths = _BACKBONES[backbone][3]
         self.decoder = (
             SADecoder(self.feature_dim, texture_size, decoder_widths) if with_decoder else None
         )
@@ -269,7 +272,7 @@ def build_san(
     backbone="resnet50",
     pretrained=True,
     texture_size=DEFAULT_TEXTURE_SIZE,
-    decoder_widths=DEFAULT_DECODER_WIDTHS,
+    decoder_widths=None,
     with_decoder=True,
     reid_head=True,
     num_tr_blocks=3,
@@ -297,19 +300,33 @@ def _san_kwargs(kwargs, model_name):
     return kwargs
 
 
-@MODELS.register("san", engine="san")
+def san_cfg_kwargs(cfg):
+    """Model keyword arguments from the config: ``san.texture_size`` ([H, W]) and ``san.decoder_widths``
+    ([] = the backbone's default), each optional."""
+    san_cfg = getattr(cfg, "san", None)
+    kwargs = {}
+    size = getattr(san_cfg, "texture_size", None)
+    if size:
+        kwargs["texture_size"] = tuple(size)
+    widths = getattr(san_cfg, "decoder_widths", None)
+    if widths:
+        kwargs["decoder_widths"] = tuple(widths)
+    return kwargs
+
+
+@MODELS.register("san", engine="san", cfg_kwargs=san_cfg_kwargs)
 def san(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN with a ResNet-50 SA-Enc (paper setting). ``loss`` is unused: the outputs are fixed."""
     return build_san(num_classes, "resnet50", pretrained, reid_head=True, **_san_kwargs(kwargs, "san"))
 
 
-@MODELS.register("san_r18", engine="san")
+@MODELS.register("san_r18", engine="san", cfg_kwargs=san_cfg_kwargs)
 def san_r18(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN with a ResNet-18 SA-Enc (sized for CPU experiments)."""
     return build_san(num_classes, "resnet18", pretrained, reid_head=True, **_san_kwargs(kwargs, "san_r18"))
 
 
-@MODELS.register("san_pg", engine="san_pg")
+@MODELS.register("san_pg", engine="san_pg", cfg_kwargs=san_cfg_kwargs)
 def san_pg(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN-PG (Sec. 3.1): ResNet-50 SA-Enc + SA-Dec for texture generation only."""
     kwargs = _san_kwargs(kwargs, "san_pg")
@@ -317,7 +334,7 @@ def san_pg(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwarg
     return build_san(num_classes, "resnet50", pretrained, reid_head=False, **kwargs)
 
 
-@MODELS.register("san_pg_r18", engine="san_pg")
+@MODELS.register("san_pg_r18", engine="san_pg", cfg_kwargs=san_cfg_kwargs)
 def san_pg_r18(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN-PG with a ResNet-18 SA-Enc."""
     kwargs = _san_kwargs(kwargs, "san_pg_r18")

@@ -1,0 +1,183 @@
+"""Benchmark ``torchreid_dense.metrics.evaluate_rank`` against torchreid's Python evaluator.
+
+Two synthetic problems with identity structure (features = identity centre + camera bias + noise,
+squared Euclidean distances, float32 distance matrices):
+
+* Market-1501 size: 3,368 queries x 15,913 gallery (751 identities plus 2,798 distractors, 6
+  cameras), timed for torchreid's Python evaluator (``use_cython=False``) and ours in the same run,
+  with the speed-up and an agreement check (CMC and mAP to 1e-6).
+* MSMT17 size: 11,659 queries x 82,161 gallery (3,060 identities, 15 cameras): time and the
+  evaluator's own peak memory.
+
+Memory: the resident set size (RSS) before the call is subtracted from the peak RSS during the call
+(the kernel's high-water mark, reset just before the call through ``/proc/self/clear_refs``; where
+that is unavailable, ``getrusage`` max RSS, which can only overstate the figure). The distance matrix
+itself (e.g. 3.8 GB for MSMT17) is allocated and filled before the measurement and is not counted;
+torch tensor memory is not seen by ``tracemalloc``, hence RSS.
+
+Usage::
+
+    python benchmarks/bench_eval.py                  # both problems, torchreid timed at Market size
+    python benchmarks/bench_eval.py --skip-torchreid # ours only (quick)
+    python benchmarks/bench_eval.py --skip-msmt
+"""
+import argparse
+import os
+import resource
+import time
+
+import numpy as np
+import torch
+
+from torchreid_dense.metrics import evaluate_rank
+
+MARKET = dict(name="Market-1501", num_query=3368, num_gallery=15913, num_ids=751, num_distractors=2798,
+              num_cams=6)
+MSMT17 = dict(name="MSMT17", num_query=11659, num_gallery=82161, num_ids=3060, num_distractors=0, num_cams=15)
+
+
+def synthetic_problem(num_query, num_gallery, num_ids, num_distractors, num_cams, dim=64, noise=1.0,
+                      cam_bias=0.5, seed=0, block=1024, **_):
+    """Float32 distance matrix and ids of a re-ID test split with identity and camera structure.
+
+    Query identities are 1..num_ids, each with at least one query; the gallery holds every identity
+    (randomly spread over cameras) plus ``num_distractors`` images of identity 0, which no query has.
+
+    Returns:
+        (distmat ``[num_query, num_gallery]`` float32, q_pids, g_pids, q_camids, g_camids) numpy arrays.
+    """
+    rng = np.random.default_rng(seed)
+    q_pids = np.concatenate([np.arange(1, num_ids + 1), rng.integers(1, num_ids + 1, num_query - num_ids)])
+    num_id_gallery = num_gallery - num_distractors
+    g_pids = np.concatenate([np.arange(1, num_ids + 1), rng.integers(1, num_ids + 1, num_id_gallery - num_ids),
+                             np.zeros(num_distractors, dtype=np.int64)])
+    q_camids = rng.integers(0, num_cams, num_query)
+    g_camids = rng.integers(0, num_cams, num_gallery)
+    centres = rng.standard_normal((num_ids + 1, dim)).astype(np.float32)
+    biases = (cam_bias * rng.standard_normal((num_cams, dim))).astype(np.float32)
+
+    def features(pids, camids):
+        f = centres[pids] + biases[camids] + noise * rng.standard_normal((len(pids), dim)).astype(np.float32)
+        f[pids == 0] = 2.0 * rng.standard_normal((int((pids == 0).sum()), dim)).astype(np.float32)
+        return torch.from_numpy(f)
+
+    qf, gf = features(q_pids, q_camids), features(g_pids, g_camids)
+    g_sq = (gf * gf).sum(1)
+    distmat = np.empty((num_query, num_gallery), dtype=np.float32)
+    out = torch.from_numpy(distmat)
+    for i in range(0, num_query, block):
+        q = qf[i:i + block]
+        torch.addmm(g_sq[None, :] + (q * q).sum(1, keepdim=True), q, gf.t(), beta=1.0, alpha=-2.0,
+                    out=out[i:i + block])
+    return distmat, q_pids, g_pids, q_camids, g_camids
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def measure(fn):
+    """Run ``fn()``; returns (result, seconds, extra peak memory in bytes over the RSS before the call, method)."""
+    try:
+        rss_before = _status_kb("VmRSS")
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # reset the peak-RSS high-water mark to the current RSS
+        method = "VmHWM"
+    except OSError:
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        method = "ru_maxrss (upper bound)"
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    peak = _status_kb("VmHWM") if method == "VmHWM" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return result, seconds, max(0, peak - rss_before) * 1024, method
+
+
+def measure_ours(arrays, repeat):
+    """``measure`` of our evaluator ``repeat`` times: (result, [seconds...], extra peak bytes of the first run, method)."""
+    result, seconds, extra, method = measure(lambda: evaluate_rank(*arrays, return_minp=True))
+    times = [seconds]
+    for _ in range(repeat - 1):
+        times.append(measure(lambda: evaluate_rank(*arrays, return_minp=True))[1])
+    return result, times, extra, method
+
+
+def _times(times):
+    if len(times) == 1:
+        return f"{times[0]:8.3f} s"
+    return f"{min(times):8.3f} s (best of {len(times)}; median {float(np.median(times)):.3f} s, " \
+           f"all {', '.join(f'{t:.3f}' for t in times)})"
+
+
+def _describe(problem, distmat, q_pids, g_pids):
+    print(f"\n== {problem['name']}-sized problem: {distmat.shape[0]} queries x {distmat.shape[1]} gallery, "
+          f"{problem['num_ids']} ids (+{problem['num_distractors']} distractors), {problem['num_cams']} cameras; "
+          f"distmat float32 {distmat.nbytes / 1e9:.2f} GB")
+
+
+def _print_metrics(tag, cmc, mAP, mINP=None):
+    extra = f"  mINP {mINP:.4f}" if mINP is not None else ""
+    print(f"  {tag:<10} R1 {cmc[0]:.4f}  R5 {cmc[4]:.4f}  R10 {cmc[9]:.4f}  R20 {cmc[19]:.4f}  mAP {mAP:.4f}{extra}")
+
+
+def run_market(args):
+    problem = MARKET
+    arrays = synthetic_problem(**problem, dim=args.dim, seed=args.seed)
+    _describe(problem, arrays[0], arrays[1], arrays[2])
+    (cmc, mAP, mINP), times, mem_ours, method = measure_ours(arrays, args.repeat)
+    t_ours = float(np.median(times))
+    print(f"  ours:      {_times(times)}   extra peak memory {mem_ours / 2 ** 20:.1f} MiB ({method})")
+    _print_metrics("ours", cmc, mAP, mINP)
+    if args.skip_torchreid:
+        return
+    from torchreid_dense import compat
+    (cmc_t, mAP_t), t_ref, mem_ref, _ = measure(
+        lambda: compat.metrics.evaluate_rank(*arrays, max_rank=50, use_cython=False))
+    print(f"  torchreid: {t_ref:8.3f} s   extra peak memory {mem_ref / 2 ** 20:.1f} MiB (Python evaluator)")
+    _print_metrics("torchreid", cmc_t, mAP_t)
+    cmc_diff = float(np.abs(cmc - cmc_t).max())
+    map_diff = abs(mAP - float(mAP_t))
+    agree = cmc.shape == cmc_t.shape and cmc_diff <= 1e-6 and map_diff <= 1e-6
+    print(f"  speed-up:  {t_ref / t_ours:8.1f}x (torchreid time / our median; {t_ref / min(times):.1f}x "
+          f"against our best)   agreement: max |dCMC| {cmc_diff:.2e}, |dmAP| {map_diff:.2e} -> "
+          f"{'OK' if agree else 'MISMATCH'}")
+    if not agree:
+        raise SystemExit("bench_eval: results differ from torchreid's evaluator")
+
+
+def run_msmt(args):
+    problem = MSMT17
+    arrays = synthetic_problem(**problem, dim=args.dim, seed=args.seed)
+    _describe(problem, arrays[0], arrays[1], arrays[2])
+    (cmc, mAP, mINP), times, extra, method = measure_ours(arrays, args.repeat_msmt)
+    print(f"  ours:      {_times(times)}   extra peak memory {extra / 2 ** 20:.1f} MiB ({method}, first run; "
+          f"the {arrays[0].nbytes / 2 ** 30:.2f} GiB distmat excluded)")
+    _print_metrics("ours", cmc, mAP, mINP)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip-torchreid", action="store_true", help="do not time torchreid's Python evaluator")
+    parser.add_argument("--skip-market", action="store_true", help="skip the Market-1501-sized problem")
+    parser.add_argument("--skip-msmt", action="store_true", help="skip the MSMT17-sized problem")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of our evaluator at Market size")
+    parser.add_argument("--repeat-msmt", type=int, default=1, help="runs of our evaluator at MSMT17 size")
+    parser.add_argument("--dim", type=int, default=64, help="feature dimension of the synthetic features")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic problems")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {os.cpu_count()} CPUs")
+    if not args.skip_market:
+        run_market(args)
+    if not args.skip_msmt:
+        run_msmt(args)
+
+
+if __name__ == "__main__":
+    main()

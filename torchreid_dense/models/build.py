@@ -1,0 +1,59 @@
+"""Build any torchreid or plugin model from a config, and name the engine that trains it.
+
+Contract for plugin model modules: a model registers its builder with the engine that trains it
+and, optionally, a function turning the config into extra builder keyword arguments::
+
+    def dsa_cfg_kwargs(cfg):
+        return {"fusion": cfg.dsa.fusion, "feature": cfg.dsa.feature}
+
+    @MODELS.register("dsa_reid", engine="dsa", cfg_kwargs=dsa_cfg_kwargs)
+    def dsa_reid(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs): ...
+
+:func:`build_model_from_config` then calls ``dsa_reid(num_classes, loss=..., pretrained=...,
+use_gpu=..., **dsa_cfg_kwargs(cfg))`` (the returned dict may override the torchreid arguments).
+Stock torchreid models are built by torchreid's own factory and trained by the ``softmax`` or
+``triplet`` engine named by ``loss.name``.
+"""
+from .. import compat
+from ..config import model_kwargs
+from ..registry import ENGINES, MODELS
+
+__all__ = ["build_model_from_config"]
+
+
+def build_model_from_config(cfg, num_classes):
+    """Build ``cfg.model.name`` for ``num_classes`` identities.
+
+    Args:
+        cfg (CfgNode): the merged config (``model.*``, ``loss.name``, ``use_gpu`` and whatever
+            the model's registered ``cfg_kwargs`` reads).
+        num_classes (int): number of training identities.
+
+    Returns:
+        tuple: ``(model, engine_name)``; ``engine_name`` is a key of ``ENGINES``.
+    """
+    kwargs = model_kwargs(cfg)
+    name = kwargs.pop("name")
+    if name in MODELS:
+        meta = MODELS.meta(name)
+        cfg_kwargs = meta.get("cfg_kwargs")
+        if cfg_kwargs is not None:
+            kwargs.update(cfg_kwargs(cfg))
+        model = MODELS.get(name)(num_classes=num_classes, **kwargs)
+        engine_name = meta["engine"]
+    else:
+        factory = compat.model_factory()
+        if name not in factory:
+            raise KeyError(
+                f"model.name '{name}' is neither a torchreid model nor a torchreid_dense model; "
+                f"torchreid_dense models: {MODELS.names()}; torchreid models: {sorted(factory)}"
+            )
+        model = compat.models.build_model(name, num_classes=num_classes, **kwargs)
+        engine_name = cfg.loss.name
+    if engine_name not in ENGINES:
+        raise KeyError(
+            f"model '{name}' is trained by engine '{engine_name}'"
+            + (" (from loss.name)" if name not in MODELS else "")
+            + f", which is not registered; registered engines: {ENGINES.names()}"
+        )
+    return model, engine_name
