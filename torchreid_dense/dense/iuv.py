@@ -11,10 +11,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..utils.io import save_png
+from ..utils.io import atomic_write, encode_png
 from .parts import NUM_CHARTS
 
-__all__ = ["IUVFormatError", "quantize_iuv", "dequantize_iuv", "unpack_iuv", "uv_floor", "resize_iuv_nearest", "validate_iuv", "read_iuv", "write_iuv"]
+__all__ = ["IUVFormatError", "quantize_iuv", "dequantize_iuv", "unpack_iuv", "uv_floor", "resize_iuv_nearest", "validate_iuv", "read_iuv", "write_iuv", "encode_iuv_png"]
 
 
 class IUVFormatError(ValueError):
@@ -114,11 +114,18 @@ def validate_iuv(iuv, source="<array>", size=None):
     return iuv
 
 
+def encode_iuv_png(iuv, source="<array>"):
+    """Validate ``iuv`` and return its PNG bytes (channels I, U, V as the PNG's R, G, B)."""
+    iuv = _numpy(iuv)
+    validate_iuv(iuv, source=source)
+    return encode_png(iuv.transpose(1, 2, 0))
+
+
 def write_iuv(path, iuv):
     """Validate ``iuv`` and write it atomically as an I, U, V PNG (parent folders are created)."""
-    iuv = _numpy(iuv)
-    validate_iuv(iuv, source=str(path))
-    save_png(path, np.ascontiguousarray(iuv.transpose(1, 2, 0)))
+    data = encode_iuv_png(iuv, source=str(path))
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 def resize_iuv_nearest(iuv, size):

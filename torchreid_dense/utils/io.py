@@ -4,10 +4,10 @@ import os
 import os.path as osp
 import tempfile
 
+import cv2
 import numpy as np
-from PIL import Image
 
-__all__ = ["atomic_write", "save_png", "atomic_torch_save"]
+__all__ = ["atomic_write", "encode_png", "save_png", "atomic_torch_save"]
 
 
 @contextlib.contextmanager
@@ -35,13 +35,22 @@ def atomic_write(path, mode="wb"):
         raise
 
 
+def encode_png(array):
+    """PNG bytes of an ``[H, W]`` grey or ``[H, W, 3]`` RGB uint8 array (channel order kept as R, G, B)."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise TypeError(f"encode_png: expected a uint8 [H, W] or [H, W, 3] array, got {array.dtype} {array.shape}")
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(array[..., ::-1] if array.ndim == 3 else array))
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
 def save_png(path, array):
-    """Write an ``[H, W]`` or ``[H, W, C]`` uint8 array as a PNG, atomically."""
-    array = np.ascontiguousarray(array)
-    if array.dtype != np.uint8:
-        raise TypeError(f"save_png({path!r}): expected a uint8 array, got {array.dtype}")
+    """Write an ``[H, W]`` or ``[H, W, 3]`` uint8 array as a PNG, atomically."""
+    data = encode_png(array)
     with atomic_write(path) as f:
-        Image.fromarray(array).save(f, format="PNG")
+        f.write(data)
 
 
 def atomic_torch_save(obj, path):

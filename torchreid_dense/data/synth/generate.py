@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 
 from ...dense.atlas import atlas_shape
-from ...dense.iuv import validate_iuv
+from ...dense.iuv import encode_iuv_png
+from ...utils.io import encode_png
 from .body import build_body, sample_pose, sample_shape
 from .cameras import CAMERAS, NUM_CAMERAS, sample_view
 from .degrade import DegradeParams, estimate_iuv
@@ -168,23 +169,11 @@ def _plan(config, seed):
 
 
 # ----------------------------------------------------------------------------- writing
-def _png_bytes(rgb):
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def _write(path, data):
     # plain writes: the whole directory becomes visible in one rename when complete
     os.makedirs(osp.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
-
-
-def _iuv_png(iuv, where):
-    validate_iuv(iuv, source=where)
-    return _png_bytes(iuv.transpose(1, 2, 0))  # channels I, U, V as the PNG's R, G, B
 
 
 class _Renderer:
@@ -199,7 +188,7 @@ class _Renderer:
             if len(self._cache) > 16:
                 self._cache.clear()
             shape, _, atlas = identity(self.seed, key[0], key[1], self.config.tile)
-            self._cache[key] = (shape, atlas, _png_bytes(atlas))
+            self._cache[key] = (shape, atlas, encode_png(atlas))
         return self._cache[key]
 
     def __call__(self, job):
@@ -209,10 +198,10 @@ class _Renderer:
         stem = osp.splitext(rel)[0] + ".png"
         ok, jpg = cv2.imencode(".jpg", out.image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
         _write(osp.join(self.out_dir, rel), jpg.tobytes())
-        _write(osp.join(self.out_dir, "densepose_gt", stem), _iuv_png(out.iuv, rel))
+        _write(osp.join(self.out_dir, "densepose_gt", stem), encode_iuv_png(out.iuv, rel))
         _write(osp.join(self.out_dir, "textures", stem), atlas_png)
         if est is not None:
-            _write(osp.join(self.out_dir, "densepose", stem), _iuv_png(est, rel))
+            _write(osp.join(self.out_dir, "densepose", stem), encode_iuv_png(est, rel))
         return rel, info["detected"], bool(info["swapped"])
 
 
