@@ -118,7 +118,7 @@ def _cfg(cfg, dotted, default):
 
 
 def _pit_root(cfg, datamanager):
-    """``san.pit_root``, or the training data set's directory when that key is ''."""
+    """``san.pit_root``, or the training data set's ``dataset_dir`` when that key is ''."""
     root = cfg.san.pit_root
     if not root:
         dataset = getattr(getattr(datamanager, "train_loader", None), "dataset", None)
@@ -302,9 +302,7 @@ class SANPGEngine(compat.Engine):
         use_gpu = bool(_cfg(cfg, "use_gpu", True)) and torch.cuda.is_available()
         kwargs = _pit_loader_kwargs(cfg, model)
         if not isinstance(datamanager, PITDataManager):
-            root = cfg.san.pit_root
-            if not root:
-                raise ValueError("the san_pg engine trains on PIT pairs: set san.pit_root")
+            root = _pit_root(cfg, datamanager)
             if kwargs["val_fraction"] > 0:
                 train = build_pit_loader(root, split="train", use_gpu=use_gpu, **kwargs)
                 val = build_pit_loader(root, split="val", use_gpu=use_gpu, **kwargs)

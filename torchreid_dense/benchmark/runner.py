@@ -1,0 +1,340 @@
+"""Run a benchmark suite: every (run, seed) is one ``tools/main.py`` job, resumable.
+
+Each job trains and evaluates through :func:`torchreid_dense.engine.launch.main` with::
+
+    --config-file <config> <suite opts> train.seed <seed> data.save_dir <output>/<run>/seed<seed>
+
+then measures the cost of the model's inference graph (:mod:`torchreid_dense.benchmark.cost`).
+By default a job runs in its own Python process (:func:`subprocess_job`, which calls
+:func:`worker_main` on ``<job dir>/job.json``): its memory is returned when it ends, a crash
+fails that job only, and its console output goes to ``<job dir>/stdout.txt`` (the launcher also
+writes ``log.txt``).
+
+A finished job leaves ``<job dir>/result.json`` (written atomically) and is skipped when the suite
+runs again; a failed job leaves ``failed.json`` and is retried. Jobs whose dependency failed are
+skipped for this pass.
+"""
+import datetime
+import glob
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from ..utils.io import atomic_write
+from .suite import PLACEHOLDER
+
+__all__ = [
+    "Job",
+    "plan_jobs",
+    "run_suite",
+    "run_job",
+    "subprocess_job",
+    "in_process_job",
+    "worker_main",
+    "last_checkpoint",
+    "read_result",
+    "RESULT_FILE",
+    "FAILED_FILE",
+    "STDOUT_FILE",
+    "BenchmarkError",
+]
+
+RESULT_FILE = "result.json"
+FAILED_FILE = "failed.json"
+STDOUT_FILE = "stdout.txt"
+JOB_FILE = "job.json"
+_WORKER_RESULT = ".worker_result.json"
+_CHECKPOINT = re.compile(r"model\.pth\.tar-(\d+)$")
+
+
+class BenchmarkError(RuntimeError):
+    """A job directory that cannot be reused as it is (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (run, seed) of a suite.
+
+    Attributes:
+        run: the :class:`~torchreid_dense.benchmark.suite.SuiteRun`.
+        seed: its ``train.seed``.
+        out_dir: the job directory (``data.save_dir``).
+        deps: ``{run name: Job}`` of the jobs it depends on (same seed, else the dependency's first).
+    """
+
+    run: object
+    seed: int
+    out_dir: str
+    deps: tuple = ()
+
+    @property
+    def key(self):
+        return f"{self.run.name}/seed{self.seed}"
+
+    def dep(self, name):
+        return dict(self.deps)[name]
+
+    def fingerprint(self, extra_opts=()):
+        """What makes two jobs the same job (stored in result.json, compared on resume)."""
+        return {"config": self.run.config, "opts": list(self.run.opts) + list(extra_opts), "seed": self.seed}
+
+    def argv(self, extra_opts=(), resolve=None):
+        """``tools/main.py`` arguments; ``resolve(match)`` fills the ``{run.dir|checkpoint}`` placeholders."""
+        opts = list(self.run.opts) + list(extra_opts)
+        if resolve is not None:
+            opts = [PLACEHOLDER.sub(resolve, value) for value in opts]
+        return ["--config-file", self.run.config, *opts, "train.seed", str(self.seed), "data.save_dir", self.out_dir]
+
+
+def plan_jobs(suite, output, seeds=None):
+    """The jobs of ``suite`` in dependency order (run by run, seed by seed).
+
+    Args:
+        suite (Suite): a loaded suite.
+        output (str): the suite's output directory.
+        seeds (list of int, optional): replace every run's seeds.
+    """
+    jobs, by_key = [], {}
+    for run in suite.runs:
+        for seed in (tuple(seeds) if seeds else run.seeds):
+            deps = []
+            for dep in run.depends_on:
+                dep_run = suite.run(dep)
+                dep_seeds = tuple(seeds) if seeds else dep_run.seeds
+                deps.append((dep, by_key[(dep, seed if seed in dep_seeds else dep_seeds[0])]))
+            job = Job(run, int(seed), osp.join(output, run.name, f"seed{seed}"), tuple(deps))
+            by_key[(run.name, seed)] = job
+            jobs.append(job)
+    return jobs
+
+
+def last_checkpoint(save_dir):
+    """The checkpoint of the highest epoch under ``<save_dir>/*/model.pth.tar-<epoch>`` ('' if none)."""
+    best, best_epoch = "", -1
+    for path in glob.glob(osp.join(save_dir, "*", "model.pth.tar-*")):
+        match = _CHECKPOINT.search(path)
+        if match and int(match.group(1)) > best_epoch:
+            best, best_epoch = path, int(match.group(1))
+    return best
+
+
+def read_result(out_dir):
+    """The ``result.json`` of a job directory, or None when the job has not finished."""
+    path = osp.join(out_dir, RESULT_FILE)
+    if not osp.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _write_json(path, obj):
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def _metrics_of(launch_result):
+    """``{target: {metric: float}}`` from the launcher's return value (unknown shapes dropped)."""
+    out = {}
+    for target, values in (launch_result or {}).items():
+        if isinstance(values, dict):
+            out[str(target)] = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
+    return out
+
+
+def in_process_job(spec):
+    """Train + evaluate one job with :func:`launch.main` in this process, then measure its cost.
+
+    Args:
+        spec (dict): ``argv`` (tools/main.py arguments), ``out_dir``, ``threads`` (CPU latency
+            threads), ``latency`` (bool).
+
+    Returns:
+        dict: ``metrics``, ``train_time_s`` (wall time of the whole launcher job: training and the
+        final evaluation), ``cost`` (see :func:`~torchreid_dense.benchmark.cost.measure_cost`),
+        ``checkpoint``.
+    """
+    from ..engine import launch
+    from .cost import cost_from_config
+
+    start = time.perf_counter()
+    metrics = launch.main(list(spec["argv"]))
+    wall = time.perf_counter() - start
+    cost = cost_from_config(osp.join(spec["out_dir"], launch.CONFIG_FILE), threads=spec.get("threads", 1),
+                            latency=spec.get("latency", True))
+    return {
+        "metrics": _metrics_of(metrics),
+        "train_time_s": wall,
+        "cost": cost,
+        "checkpoint": last_checkpoint(spec["out_dir"]),
+    }
+
+
+def _tail(path, lines=25):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def subprocess_job(spec):
+    """:func:`in_process_job` in a child Python process; console output to ``<out_dir>/stdout.txt``.
+
+    Raises:
+        RuntimeError: the child failed (the message holds the end of its output).
+    """
+    out_dir = spec["out_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    job_file = osp.join(out_dir, JOB_FILE)
+    worker_result = osp.join(out_dir, _WORKER_RESULT)
+    if osp.exists(worker_result):
+        os.remove(worker_result)
+    _write_json(job_file, spec)
+    log_path = osp.join(out_dir, STDOUT_FILE)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n===== {datetime.datetime.now().isoformat(timespec='seconds')} "
+                  f"worker_main({job_file})\n")
+        log.flush()
+        code = subprocess.call([sys.executable, "-c", _WORKER_CODE, job_file],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    if code != 0 or not osp.isfile(worker_result):
+        raise RuntimeError(f"the job process exited with status {code}; end of {log_path}:\n{_tail(log_path)}")
+    with open(worker_result, encoding="utf-8") as f:
+        result = json.load(f)
+    os.remove(worker_result)
+    return result
+
+
+def _resolver(job):
+    def resolve(match):
+        name, what = match.groups()
+        dep = job.dep(name)
+        if what == "dir":
+            return dep.out_dir
+        result = read_result(dep.out_dir) or {}
+        checkpoint = result.get("checkpoint") or last_checkpoint(dep.out_dir)
+        if not checkpoint:
+            raise BenchmarkError(f"{job.key}: dependency '{dep.key}' finished without a checkpoint in {dep.out_dir}")
+        return checkpoint
+
+    return resolve
+
+
+def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True):
+    """Run one job through ``job_fn(spec) -> dict`` and write its ``result.json``; returns the result."""
+    argv = job.argv(extra_opts, resolve=_resolver(job))
+    spec = {"argv": argv, "out_dir": job.out_dir, "threads": threads, "latency": latency}
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    result = dict(job_fn(spec))
+    result.update({
+        "suite": suite_name,
+        "run": job.run.name,
+        "label": job.run.label,
+        "report": job.run.report,
+        "target": job.run.target,
+        "seed": job.seed,
+        "config": job.run.config,
+        "argv": argv,
+        "fingerprint": job.fingerprint(extra_opts),
+        "started": started,
+        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+    })
+    _write_json(osp.join(job.out_dir, RESULT_FILE), result)
+    failed = osp.join(job.out_dir, FAILED_FILE)
+    if osp.exists(failed):
+        os.remove(failed)
+    return result
+
+
+def _summary(result):
+    metrics = result.get("metrics") or {}
+    target = result.get("target") or next(iter(metrics), "")
+    values = metrics.get(target, {})
+    parts = [f"{k} {100 * values[k]:.1f}" for k in ("rank1", "mAP", "mINP") if k in values]
+    return f"{', '.join(parts) or 'no re-ID metrics'}; {result.get('train_time_s', 0) / 60:.1f} min"
+
+
+def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, latency=True,
+              dry_run=False, log=print):
+    """Run every job of ``suite`` not finished yet under ``output``.
+
+    Args:
+        suite (Suite): from :func:`~torchreid_dense.benchmark.suite.load_suite`.
+        output (str): output directory (``<output>/<run>/seed<k>/``).
+        seeds (list of int, optional): replace every run's seeds.
+        extra_opts (list of str): ``KEY VALUE`` overrides for every job, after the suite's.
+        job_fn (callable, optional): ``spec -> result dict`` (default :func:`subprocess_job`;
+            :func:`in_process_job` runs in this process; tests inject fakes).
+        threads (int): CPU threads of the latency measurement.
+        latency (bool): measure CPU latency.
+        dry_run (bool): only print the jobs and their ``tools/main.py`` command lines.
+        log (callable): progress messages.
+
+    Returns:
+        dict: ``results`` (result dicts of finished jobs, including earlier passes), ``failed``
+        ({job key: error message}), ``skipped`` (job keys not run because a dependency failed),
+        ``reused`` (job keys finished by an earlier pass).
+    """
+    job_fn = job_fn or subprocess_job
+    jobs = plan_jobs(suite, output, seeds)
+    results, failed, skipped, reused = [], {}, [], []
+    for i, job in enumerate(jobs, 1):
+        head = f"[{i}/{len(jobs)}] {job.key}"
+        done = read_result(job.out_dir)
+        if done is not None:
+            if done.get("fingerprint") != job.fingerprint(extra_opts):
+                raise BenchmarkError(
+                    f"{osp.join(job.out_dir, RESULT_FILE)} was produced by another setting "
+                    f"({done.get('fingerprint')} != {job.fingerprint(extra_opts)}); use another --output or "
+                    f"delete {job.out_dir} to rerun it"
+                )
+            log(f"{head}: finished earlier ({_summary(done)}), skipped")
+            results.append(done)
+            reused.append(job.key)
+            continue
+        if dry_run:
+            argv = job.argv(extra_opts)
+            for name, dep in job.deps:
+                argv = [v.replace(f"{{{name}.dir}}", dep.out_dir) for v in argv]
+            log(f"{head}: python tools/main.py {' '.join(_quote(a) for a in argv)}")
+            continue
+        bad = [dep.key for _, dep in job.deps if dep.key in failed or dep.key in skipped]
+        if bad:
+            log(f"{head}: skipped, its dependency {bad} did not finish")
+            skipped.append(job.key)
+            continue
+        log(f"{head}: training (output {job.out_dir})")
+        try:
+            result = run_job(job, job_fn, suite.name, extra_opts, threads, latency)
+        except Exception as err:  # one failed job must not end the suite
+            failed[job.key] = f"{type(err).__name__}: {err}"
+            _write_json(osp.join(job.out_dir, FAILED_FILE),
+                        {"run": job.run.name, "seed": job.seed, "error": failed[job.key],
+                         "time": datetime.datetime.now().isoformat(timespec="seconds")})
+            log(f"{head}: FAILED ({failed[job.key].splitlines()[0]}); details in {job.out_dir}")
+            continue
+        log(f"{head}: done ({_summary(result)})")
+        results.append(result)
+    return {"results": results, "failed": failed, "skipped": skipped, "reused": reused}
+
+
+def _quote(arg):
+    return arg if re.match(r"^[\w.,/:=+\-\[\]'{}]+$", arg) and "'" not in arg else json.dumps(arg)
+
+
+def worker_main(job_file):
+    """Child-process entry point: run :func:`in_process_job` on a job file, write its result."""
+    with open(job_file, encoding="utf-8") as f:
+        spec = json.load(f)
+    result = in_process_job(spec)
+    _write_json(osp.join(spec["out_dir"], _WORKER_RESULT), result)
+
+
+_WORKER_CODE = "import sys; from torchreid_dense.benchmark.runner import worker_main; worker_main(sys.argv[1])"

@@ -1,0 +1,326 @@
+"""Benchmark suites: a YAML list of training runs (config + overrides + seeds) compared in one table.
+
+A suite file (``configs/suites/<name>.yaml``)::
+
+    name: synth                         # optional, default: the file's stem
+    description: ...                    # optional, printed by tools/benchmark.py
+    defaults:                           # applied to every run (each key optional)
+      seeds: [0, 1, 2]                  # train.seed values; one (run, seed) = one training job
+      opts: {data.root: reid-data}      # KEY VALUE overrides, as a mapping or a flat [KEY, VALUE, ...] list
+      target: synthreid                 # evaluation target tabulated (default: the first one evaluated)
+    runs:
+      - name: resnet18                  # unique; the job directory is <output>/<name>/seed<k>
+        label: resnet18 (torchreid)     # optional, the table's model column (default: name)
+        config: configs/baseline_synth.yaml   # relative to the working directory or the repository
+        opts: {train.max_epoch: 12}     # optional
+        seeds: [0, 1, 2]                # optional, replaces defaults.seeds
+      - name: san_pg_r18
+        config: configs/san_pg_synth.yaml
+        report: false                   # trained for another run, not a row of the table
+      - name: san_r18
+        config: configs/san_synth.yaml
+        depends_on: [san_pg_r18]        # trained after san_pg_r18 (same seed, else its first seed)
+        opts: {san.init_weights: "{san_pg_r18.checkpoint}"}
+    profiles:                           # optional named variants (tools/benchmark.py --profile quick)
+      quick:
+        seeds: [0]
+        opts: {train.max_epoch: 3}
+        runs: {san_pg_r18: {opts: {train.max_epoch: 2}, seeds: [0]}}
+
+Opt values may name a dependency's outputs: ``{<run>.dir}`` (its job directory) and
+``{<run>.checkpoint}`` (the last checkpoint it saved), resolved when the job starts. Later
+overrides win: config file < ``defaults.opts`` < run ``opts`` < profile ``opts`` < profile run
+``opts`` < command-line opts; ``train.seed`` and ``data.save_dir`` belong to the runner.
+"""
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+__all__ = [
+    "SuiteError",
+    "SuiteRun",
+    "Suite",
+    "load_suite",
+    "opts_to_list",
+    "placeholders",
+    "RUNNER_KEYS",
+]
+
+RUNNER_KEYS = ("train.seed", "data.save_dir")  # set per job by the runner, not by a suite
+PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+?)\.(dir|checkpoint)\}")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles"}
+_DEFAULT_KEYS = {"seeds", "opts", "target"}
+_RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target"}
+_PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
+_PROFILE_RUN_KEYS = {"seeds", "opts"}
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file, the entry and the fix."""
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One entry of a suite: a config trained once per seed.
+
+    Attributes:
+        name: unique run name (job directory ``<output>/<name>/seed<k>``).
+        label: model name shown in the table.
+        config: path of the yacs config file (resolved, existing).
+        opts: ``KEY VALUE`` overrides (strings), after the suite's defaults.
+        seeds: ``train.seed`` values.
+        depends_on: names of runs that must finish first (their outputs feed placeholders).
+        report: whether the run is a row of the result table.
+        target: evaluation target tabulated ('' = the first one the launcher returns).
+    """
+
+    name: str
+    label: str
+    config: str
+    opts: tuple = ()
+    seeds: tuple = (0,)
+    depends_on: tuple = ()
+    report: bool = True
+    target: str = ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A loaded suite: its runs in dependency order (file order otherwise)."""
+
+    name: str
+    path: str
+    description: str = ""
+    runs: tuple = ()
+    profile: str = ""
+    profiles: tuple = field(default_factory=tuple)
+
+    def run(self, name):
+        """The run called ``name`` (KeyError listing the known ones)."""
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(f"suite '{self.name}' has no run '{name}'; runs: {[r.name for r in self.runs]}")
+
+    def select(self, names):
+        """The suite restricted to ``names`` and everything they depend on (in dependency order)."""
+        unknown = [n for n in names if n not in {r.name for r in self.runs}]
+        if unknown:
+            raise SuiteError(
+                f"{self.path}: no run named {unknown}; runs of suite '{self.name}': {[r.name for r in self.runs]}"
+            )
+        keep = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name not in keep:
+                keep.add(name)
+                todo.extend(self.run(name).depends_on)
+        return Suite(self.name, self.path, self.description, tuple(r for r in self.runs if r.name in keep),
+                     self.profile, self.profiles)
+
+
+def _fmt_value(value):
+    """A YAML scalar/list as the string yacs' ``merge_from_list`` expects."""
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def opts_to_list(opts, where="opts"):
+    """``{KEY: VALUE}`` or ``[KEY, VALUE, ...]`` -> flat list of strings ``[KEY, VALUE, ...]``.
+
+    Raises:
+        SuiteError: odd-length list, non-string key, or a key the runner owns (``RUNNER_KEYS``).
+    """
+    if opts is None:
+        return []
+    if isinstance(opts, dict):
+        pairs = list(opts.items())
+    elif isinstance(opts, (list, tuple)):
+        if len(opts) % 2:
+            raise SuiteError(f"{where}: expected KEY VALUE pairs, got an odd number of items {list(opts)}")
+        pairs = list(zip(opts[0::2], opts[1::2]))
+    else:
+        raise SuiteError(f"{where}: expected a mapping {{KEY: VALUE}} or a list [KEY, VALUE, ...], got {opts!r}")
+    out = []
+    for key, value in pairs:
+        if not isinstance(key, str) or not key:
+            raise SuiteError(f"{where}: config keys are dotted strings like 'train.max_epoch', got {key!r}")
+        if key in RUNNER_KEYS:
+            raise SuiteError(
+                f"{where}: '{key}' is set by the benchmark runner for every job (seeds: use 'seeds'; "
+                "output directory: tools/benchmark.py --output); remove it from the suite"
+            )
+        out += [key, _fmt_value(value)]
+    return out
+
+
+def placeholders(opts):
+    """``[(run_name, what), ...]`` referenced by ``{run.dir}`` / ``{run.checkpoint}`` in ``opts``."""
+    return [m.groups() for value in opts for m in PLACEHOLDER.finditer(value)]
+
+
+def _seeds(value, where):
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)):
+        raise SuiteError(f"{where}: seeds must be a non-empty list of integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise SuiteError(f"{where}: seeds repeat: {list(value)}")
+    return tuple(int(s) for s in value)
+
+
+def _check_keys(entry, allowed, where):
+    if not isinstance(entry, dict):
+        raise SuiteError(f"{where}: expected a mapping, got {entry!r}")
+    extra = sorted(set(entry) - allowed)
+    if extra:
+        raise SuiteError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")
+
+
+def _resolve_config(path, suite_path, where):
+    """``path`` as given (working directory), else relative to the suite file or one of its parents."""
+    if not isinstance(path, str) or not path:
+        raise SuiteError(f"{where}: 'config' must be the path of a yacs config file")
+    candidates = [path]
+    if not osp.isabs(path):
+        parent = osp.dirname(osp.abspath(suite_path))
+        while True:
+            candidates.append(osp.join(parent, path))
+            up = osp.dirname(parent)
+            if up == parent:
+                break
+            parent = up
+    for candidate in candidates:
+        if osp.isfile(candidate):
+            return osp.relpath(candidate) if not osp.isabs(path) else candidate
+    raise SuiteError(
+        f"{where}: config file '{path}' not found (looked in the working directory '{os.getcwd()}' and "
+        f"above the suite file); run from the repository root or give an absolute path"
+    )
+
+
+def _order(runs, where):
+    """Runs sorted so that each comes after its dependencies (stable); SuiteError on a cycle."""
+    by_name = {r.name: r for r in runs}
+    done, order, visiting = set(), [], []
+
+    def visit(run):
+        if run.name in done:
+            return
+        if run.name in visiting:
+            cycle = visiting[visiting.index(run.name):] + [run.name]
+            raise SuiteError(f"{where}: dependency cycle {' -> '.join(cycle)}")
+        visiting.append(run.name)
+        for dep in run.depends_on:
+            visit(by_name[dep])
+        visiting.pop()
+        done.add(run.name)
+        order.append(run)
+
+    for run in runs:
+        visit(run)
+    return tuple(order)
+
+
+def load_suite(path, profile=None):
+    """Read and check a suite file; apply the profile ``profile`` (a key of its ``profiles``) if given.
+
+    Args:
+        path (str): the suite YAML file.
+        profile (str, optional): name of a profile of the file.
+
+    Returns:
+        Suite: runs with merged opts and seeds, dependencies first.
+
+    Raises:
+        SuiteError: naming the file, the entry and what to change.
+    """
+    if not osp.isfile(path):
+        raise SuiteError(f"suite file '{path}' does not exist (suites ship in configs/suites/)")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise SuiteError(f"{path}: not valid YAML: {err}") from None
+    _check_keys(data, _SUITE_KEYS, path)
+    name = data.get("name") or osp.splitext(osp.basename(path))[0]
+    defaults = data.get("defaults") or {}
+    _check_keys(defaults, _DEFAULT_KEYS, f"{path}: defaults")
+    default_opts = opts_to_list(defaults.get("opts"), f"{path}: defaults.opts")
+    default_seeds = _seeds(defaults.get("seeds", [0]), f"{path}: defaults.seeds")
+    default_target = str(defaults.get("target", "") or "")
+
+    profiles = data.get("profiles") or {}
+    _check_keys(profiles, set(profiles), f"{path}: profiles")
+    prof = {}
+    if profile:
+        if profile not in profiles:
+            raise SuiteError(f"{path}: no profile '{profile}'; profiles: {sorted(profiles) or 'none'}")
+        prof = profiles[profile] or {}
+        _check_keys(prof, _PROFILE_KEYS, f"{path}: profiles.{profile}")
+    prof_opts = opts_to_list(prof.get("opts"), f"{path}: profiles.{profile}.opts")
+    prof_seeds = _seeds(prof["seeds"], f"{path}: profiles.{profile}.seeds") if "seeds" in prof else None
+    prof_runs = prof.get("runs") or {}
+    _check_keys(prof_runs, set(prof_runs), f"{path}: profiles.{profile}.runs")
+
+    entries = data.get("runs")
+    if not isinstance(entries, list) or not entries:
+        raise SuiteError(f"{path}: 'runs' must be a non-empty list of {{name, config, ...}} entries")
+    runs, names = [], set()
+    for i, entry in enumerate(entries):
+        where = f"{path}: runs[{i}]"
+        _check_keys(entry, _RUN_KEYS, where)
+        run_name = entry.get("name")
+        if not isinstance(run_name, str) or not _NAME.match(run_name):
+            raise SuiteError(f"{where}: 'name' must be a word of letters, digits, '_', '-', '.', got {run_name!r}")
+        if run_name in names:
+            raise SuiteError(f"{where}: run name '{run_name}' is used twice")
+        names.add(run_name)
+        where = f"{path}: run '{run_name}'"
+        override = prof_runs.get(run_name) or {}
+        _check_keys(override, _PROFILE_RUN_KEYS, f"{path}: profiles.{profile}.runs.{run_name}")
+        opts = (default_opts + opts_to_list(entry.get("opts"), f"{where}: opts") + prof_opts
+                + opts_to_list(override.get("opts"), f"{path}: profiles.{profile}.runs.{run_name}.opts"))
+        if "seeds" in override:
+            seeds = _seeds(override["seeds"], f"{path}: profiles.{profile}.runs.{run_name}.seeds")
+        elif prof_seeds is not None:
+            seeds = prof_seeds
+        else:
+            seeds = _seeds(entry.get("seeds", default_seeds), f"{where}: seeds")
+        depends = entry.get("depends_on") or []
+        if isinstance(depends, str):
+            depends = [depends]
+        runs.append(SuiteRun(
+            name=run_name,
+            label=str(entry.get("label") or run_name),
+            config=_resolve_config(entry.get("config"), path, where),
+            opts=tuple(opts),
+            seeds=seeds,
+            depends_on=tuple(depends),
+            report=bool(entry.get("report", True)),
+            target=str(entry.get("target", default_target) or ""),
+        ))
+    unknown = sorted(set(prof_runs) - names)
+    if unknown:
+        raise SuiteError(f"{path}: profiles.{profile}.runs names unknown runs {unknown}; runs: {sorted(names)}")
+    for run in runs:
+        for dep in run.depends_on:
+            if dep not in names:
+                raise SuiteError(f"{path}: run '{run.name}' depends on unknown run '{dep}'; runs: {sorted(names)}")
+            if dep == run.name:
+                raise SuiteError(f"{path}: run '{run.name}' depends on itself")
+        for dep, _ in placeholders(run.opts):
+            if dep not in run.depends_on:
+                raise SuiteError(
+                    f"{path}: run '{run.name}' uses '{{{dep}.…}}' in its opts but does not declare "
+                    f"depends_on: [{dep}]"
+                )
+    return Suite(name=str(name), path=path, description=str(data.get("description") or "").strip(),
+                 runs=_order(runs, path), profile=profile or "", profiles=tuple(sorted(profiles)))
