@@ -9,7 +9,6 @@ Examples::
 """
 import argparse
 import glob
-import os
 import os.path as osp
 import sys
 
@@ -80,7 +79,37 @@ class SynthCommand:
         print(f"saved {args.out}")
 
 
-COMMANDS = [DSAPCommand, SynthCommand]
+class TexturesCommand:
+    """Save SAN's Fig. 6: input images beside their predicted texture atlases, re-rendered onto the body via IUV."""
+
+    name = "textures"
+
+    @staticmethod
+    def add_arguments(p):
+        p.add_argument("--config-file", default="", help="YAML config naming the SAN-PG model (configs/san_pg.yaml)")
+        p.add_argument("--weights", required=True, help="SAN-PG (or SAN) checkpoint")
+        p.add_argument("--dataset-dir", required=True, help="a data set directory (IUV sidecars are used if present)")
+        p.add_argument("--num", type=int, default=6, help="images to draw (spread over the data set)")
+        p.add_argument("--out", required=True, help="PNG file")
+        p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides as KEY VALUE pairs")
+
+    @staticmethod
+    def execute(args):
+        from torchreid_dense.data.texture_generation import build_texture_model, pick_images, texture_previews
+        from torchreid_dense.dense.visualize import save_texture_figure
+        from torchreid_dense.engine.launch import load_config
+
+        cfg = load_config(args.config_file, args.opts or [])
+        model = build_texture_model(cfg, args.weights, verbose=False)
+        paths = pick_images(args.dataset_dir, args.num)
+        rows = texture_previews(model, paths, args.dataset_dir, height=cfg.data.height, width=cfg.data.width,
+                                norm_mean=cfg.data.norm_mean, norm_std=cfg.data.norm_std)
+        save_texture_figure(args.out, rows["images"], rows["textures"], rows["renders"], rows["notes"],
+                            titles=rows["names"], title=f"{cfg.model.name}: predicted full textures (SAN Fig. 6)")
+        print(f"saved {args.out}")
+
+
+COMMANDS = [DSAPCommand, SynthCommand, TexturesCommand]
 
 
 def main(argv=None):

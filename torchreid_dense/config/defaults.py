@@ -8,7 +8,8 @@ each added by one composable ``add_*_config(cfg)`` function that owns its namesp
   (extra keys inside torchreid's ``train`` section);
 - :func:`add_dense_config`: ``dense.*``, how DSAP-images / textures are read from the sidecars;
 - :func:`add_dsa_config`: ``dsa.*``, DSA-reID (CVPR 2019) loss weights and variants;
-- :func:`add_san_config`: ``san.*``, SAN (AAAI 2020) loss weights, PIT interleaving, init;
+- :func:`add_san_config`: ``san.*``, SAN (AAAI 2020) loss weights, PIT interleaving, init, and
+  the texture size (``san.texture_size``: the SA-Dec output and the texture wrappers' target size);
 - :func:`add_synth_config`: ``synth.*``, the SynthReID generator preset and seed.
 
 Merging is strict and speaks to the user: an unknown key raises :class:`ConfigKeyError`
@@ -244,8 +245,6 @@ def add_dense_config(cfg):
     cfg.dense.iuv_kind = "densepose"  # IUV sidecar: 'densepose' (estimated) or 'densepose_gt' (ground truth, synthetic data)
     cfg.dense.strict = False  # raise on a missing sidecar instead of the counted mean-initialised fallback
     cfg.dense.cache = False  # cache warped DSAP-images in memory instead of warping on the fly
-    cfg.dense.texture_height = 240  # height of the texture target (atlas 6N: 240 for tile N=40)
-    cfg.dense.texture_width = 160  # width of the texture target (atlas 4N: 160 for tile N=40)
     return cfg
 
 
@@ -255,9 +254,11 @@ def add_dsa_config(cfg):
     cfg.dsa.weight_id_mf = 0.5  # weight of the ID losses on the MF-Stream features fG and fL,i (Sec. 3.3)
     cfg.dsa.weight_triplet = 1.5  # weight of the batch-hard triplet loss on the fused zG and zL
     cfg.dsa.weight_id_fused = 1.0  # weight of the ID loss on the fused features zG and zL
-    cfg.dsa.fusion = "add"  # stream fusion: 'add' (element-wise, the paper) or 'concat' (concat+fc ablation)
-    cfg.dsa.feature = "mf"  # inference feature: 'mf' ([fG, fL], MF-Stream only) or 'fused' ([zG, zL], needs *_dsap targets)
+    cfg.dsa.fusion = "add"  # stream fusion: 'add' (element-wise, the paper) or 'concat_fc' (concat+fc ablation, Table 5)
+    cfg.dsa.feature = "mf"  # inference feature: 'mf' ([fG, fL], MF-Stream only), or 'fused' ([zG, zL]) / 'fused_global' / 'fused_local' (need *_dsap targets)
     cfg.dsa.branches = "both"  # trained branches: 'both', 'global' or 'local' (Table 3 variants)
+    cfg.dsa.streams = "two"  # 'two' (MF + DSAG streams, DSA-reID) or 'mf' (no DSAG-Stream: Table 3 "Baseline (Two branches)")
+    cfg.dsa.dsag_width = 0.0  # multiplier of every DSAG-Stream width of Table 1 (0 = backbone default: 1.0 r50, 0.25 r18)
     return cfg
 
 
@@ -276,6 +277,12 @@ def add_san_config(cfg):
     cfg.san.pit_root = ""  # directory holding pit/ (image, texture) pairs; '' = the synthreid data set directory
     cfg.san.rec_target = "texture"  # reconstruction target: 'texture' (the paper) or 'image' (Table 2 ablation)
     cfg.san.init_weights = ""  # SAN-PG checkpoint initialising SA-Enc and SA-Dec (step 2); '' = none
+    cfg.san.pit_weight_rec = 1.0  # reconstruction weight of PIT batches (paper: weights 0/0/1/0) and of SAN-PG
+    cfg.san.tr_reduction = "mean"  # L_TR over the 3 decoder blocks: 'mean' (one triplet-sized term) or 'sum'
+    cfg.san.pit_val_fraction = 0.1  # SAN-PG: fraction of PIT textures held out for the texture L1 (0 = none)
+    # texture target / SA-Dec output size [H, W]: the texture wrappers resize sidecars to it (one key for both)
+    cfg.san.texture_size = [240, 160]  # atlas 6N x 4N: 240 x 160 for tile N=40
+    cfg.san.decoder_widths = []  # channels of the 4 SA-Dec blocks ([] = the backbone's default)
     return cfg
 
 
@@ -433,7 +440,7 @@ def imagedata_kwargs(cfg):
             "iuv_kind": cfg.dense.iuv_kind,
             "strict": cfg.dense.strict,
             "cache": cfg.dense.cache,
-            "texture_size": (cfg.dense.texture_height, cfg.dense.texture_width),
+            "texture_size": tuple(cfg.san.texture_size),  # the texture wrappers' target = the SA-Dec output
         },
     }
 

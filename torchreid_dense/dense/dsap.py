@@ -21,15 +21,17 @@ def _float_images(images):
     return images.float()
 
 
-def warp_dsap(images, iuv, size=32, reduce="mean"):
+def warp_dsap(images, iuv, size=32, reduce="last"):
     """Warp images into 24 DSAP-images through their IUV maps (DSA-reID Sec. 3.1).
 
     Args:
         images: ``[B, 3, H, W]`` uint8 or float images.
         iuv: ``[B, 3, H, W]`` IUV maps, quantized uint8 or float (label, u, v in [0, 1]).
         size: ``S``, the side of each DSAP-image (paper: 32).
-        reduce: what a cell reached by several pixels holds: ``"mean"`` of them (default; exact and
-            identical on CPU and GPU for uint8 images) or ``"last"``, the pixel latest in raster order.
+        reduce: what a cell reached by several pixels holds. The paper lets any one of them win;
+            ``"last"`` (default) keeps the pixel latest in raster order, ``"mean"`` averages them
+            (smoother, about twice the cost). Both are deterministic and identical on CPU and GPU
+            (``"mean"`` exactly so for uint8 images).
 
     Returns:
         ``(dsap [B, 24, 3, S, S] float32`` in the value scale of ``images``, ``valid [B, 24] bool)``,
@@ -43,32 +45,37 @@ def warp_dsap(images, iuv, size=32, reduce="mean"):
     """
     if reduce not in _REDUCTIONS:
         raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
-    imgs = _float_images(images)
-    if iuv.dim() != 4 or imgs.shape[0] != iuv.shape[0] or imgs.shape[2:] != iuv.shape[2:]:
-        raise ValueError(f"images {tuple(imgs.shape)} and IUV maps {tuple(iuv.shape)} must be [B, 3, H, W] "
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected images of shape [B, 3, H, W], got {tuple(images.shape)}")
+    if iuv.dim() != 4 or images.shape[0] != iuv.shape[0] or images.shape[2:] != iuv.shape[2:]:
+        raise ValueError(f"images {tuple(images.shape)} and IUV maps {tuple(iuv.shape)} must be [B, 3, H, W] "
                          "with the same B, H and W")
-    b, c, h, w = imgs.shape
+    b, c, h, w = images.shape
+    device = images.device
     cells = (NUM_CHARTS + 1) * size * size  # one extra chart collects background pixels
-    index = _cell_index(iuv, size).view(b, 1, h * w)
-    pixels = imgs.view(b, c, h * w)
+    index = _cell_index(iuv, size)  # [B, H * W] int64
     if reduce == "mean":
-        ones = torch.ones(b, 1, h * w, device=imgs.device)
-        sums = torch.zeros(b, c + 1, cells, device=imgs.device)
-        sums.scatter_add_(2, index.expand(b, c + 1, h * w), torch.cat([pixels, ones], dim=1))
-        counts = sums[:, c:]
-        values = sums[:, :c] / counts.clamp(min=1)
+        values = torch.empty(b, c + 1, h * w, device=device)
+        values[:, :c].copy_(images.reshape(b, c, h * w))  # converts uint8 in the same pass
+        values[:, c].fill_(1.0)
+        sums = torch.zeros(b, c + 1, cells, device=device)
+        sums.scatter_add_(2, index.unsqueeze(1).expand(b, c + 1, h * w), values)
+        filled = sums[:, c] > 0
+        values = sums[:, :c] / sums[:, c:].clamp(min=1)
     else:
-        source = torch.arange(h * w, device=imgs.device).view(1, 1, h * w).expand(b, 1, h * w)
-        winner = torch.full((b, 1, cells), -1, dtype=torch.long, device=imgs.device)
-        winner.scatter_reduce_(2, index, source, reduce="amax")
-        counts = (winner >= 0).float()
-        values = torch.gather(pixels, 2, winner.clamp(min=0).expand(b, c, cells))
+        source = torch.arange(h * w, dtype=torch.int32, device=device).expand(b, h * w)
+        winner = torch.full((b, cells), -1, dtype=torch.int32, device=device)
+        winner.scatter_reduce_(1, index, source, reduce="amax")
+        filled = winner >= 0
+        pick = winner[:, :NUM_CHARTS * size * size].clamp(min=0).long().unsqueeze(1).expand(b, c, -1)
+        values = torch.gather(images.reshape(b, c, h * w), 2, pick).float()  # gather, then convert
     keep = NUM_CHARTS * size * size  # drop the background chart
-    filled = (counts[:, 0, :keep] > 0).view(b, NUM_CHARTS, 1, size, size)
+    filled = filled[:, :keep].view(b, NUM_CHARTS, 1, size, size)
     values = values[:, :, :keep].reshape(b, c, NUM_CHARTS, size, size).transpose(1, 2)
-    mean = imgs.mean(dim=(2, 3)).view(b, 1, c, 1, 1)  # per-image, per-channel initialisation
+    # per-image, per-channel initialisation (a float64 sum is exact for uint8 images)
+    mean = (images.reshape(b, c, h * w).sum(dim=2, dtype=torch.float64) / (h * w)).float().view(b, 1, c, 1, 1)
     dsap = torch.where(filled, values, mean)
-    return dsap.contiguous(), filled.flatten(1).view(b, NUM_CHARTS, -1).any(dim=2)
+    return dsap.contiguous(), filled.view(b, NUM_CHARTS, -1).any(dim=2)
 
 
 def _cell_index(iuv, size):
@@ -84,10 +91,10 @@ def _cell_index(iuv, size):
         chart = torch.where((code >= 1) & (code <= NUM_CHARTS), (code - 1) * size * size, trash)
         cell = uv_floor(code, size).clamp(max=size - 1)
         uv_table = (cell.view(256, 1) * size + cell.view(1, 256)).view(-1)
-        flat = iuv.view(b, 3, h * w)
+        flat = iuv.reshape(b, 3, h * w)
         uv_key = (flat[:, 1].int() << 8) | flat[:, 2].int()
-        return (chart.index_select(0, flat[:, 0].reshape(-1).long())
-                + uv_table.index_select(0, uv_key.reshape(-1).long())).view(b, h * w)
+        return (chart.index_select(0, flat[:, 0].reshape(-1).int())
+                + uv_table.index_select(0, uv_key.reshape(-1))).view(b, h * w)
     labels, u, v = unpack_iuv(iuv)
     rows = uv_floor(u, size).clamp(0, size - 1)
     cols = uv_floor(v, size).clamp(0, size - 1)

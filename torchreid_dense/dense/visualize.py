@@ -4,7 +4,7 @@ import numpy as np
 from .iuv import dequantize_iuv
 from .parts import NUM_CHARTS, PART_NAMES
 
-__all__ = ["CHART_COLOURS", "colorize_iuv", "save_dsap_figure"]
+__all__ = ["CHART_COLOURS", "colorize_iuv", "save_dsap_figure", "save_texture_figure"]
 
 
 def _chart_colours():
@@ -62,4 +62,50 @@ def save_dsap_figure(out_png, image, iuv, dsap, valid=None, title=None):
     fig.tight_layout()
     with atomic_write(out_png) as f:
         fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+def save_texture_figure(out_png, images, textures, renders=None, notes=None, titles=None, title=None):
+    """Save SAN's Fig. 6: input images beside their predicted full textures, and the texture rendered back
+    onto the body through the image's IUV where there is one.
+
+    Args:
+        out_png: output path (parent folders are created).
+        images: list of ``[H, W, 3]`` uint8 input images (one row each).
+        textures: list of ``[Ht, Wt, 3]`` uint8 predicted textures.
+        renders: optional list of ``[H, W, 3]`` uint8 re-renderings, None where there is none.
+        notes: optional list of strings shown in place of a missing re-rendering (why it is missing).
+        titles: optional list of row titles (e.g. file names). title: optional figure title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils.io import atomic_write
+
+    n = len(images)
+    if n == 0 or len(textures) != n:
+        raise ValueError(f"save_texture_figure: need one texture per image, got {n} images and {len(textures)} textures")
+    renders = list(renders) if renders is not None else [None] * n
+    notes = list(notes) if notes is not None else [None] * n
+    fig, axes = plt.subplots(n, 3, figsize=(6.6, 2.5 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.6, 1]})
+    for row in range(n):
+        panels = ((images[row], "input"), (textures[row], "predicted texture"), (renders[row], "re-rendered via IUV"))
+        for col, (pic, name) in enumerate(panels):
+            ax = axes[row, col]
+            ax.axis("off")
+            label = name if col or not titles else f"{name}: {titles[row]}"
+            ax.set_title(label, fontsize=7)
+            if pic is not None:
+                ax.imshow(np.asarray(pic, dtype=np.uint8), interpolation="nearest")
+            else:
+                ax.text(0.5, 0.5, notes[row] or "no IUV", ha="center", va="center", wrap=True, fontsize=6,
+                        transform=ax.transAxes)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_write(out_png) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)

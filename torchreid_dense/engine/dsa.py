@@ -2,17 +2,13 @@
 from .. import compat
 from ..losses.dsa_loss import DSALoss
 from ..registry import ENGINES
+from .base import DenseEngine, unwrap
 
 __all__ = ["DSAEngine"]
 
 
-def _unwrap(model):
-    """The model under ``nn.DataParallel`` / DDP wrappers."""
-    return getattr(model, "module", model)
-
-
 @ENGINES.register("dsa")
-class DSAEngine(compat.Engine):
+class DSAEngine(DenseEngine):
     """torchreid ``Engine`` training :class:`~torchreid_dense.models.dsa_reid.DSAReID` with :class:`DSALoss`.
 
     Training batches must carry ``dsap`` (the ``<dataset>_dsap`` data sets add it). torchreid's
@@ -30,6 +26,7 @@ class DSAEngine(compat.Engine):
         weight_id_mf, weight_triplet, weight_id_fused (float): loss weights (paper: 0.5, 1.5, 1.0).
         label_smooth (bool): label smoothing of the ID losses.
         margin (float): triplet margin.
+        amp, channels_last, checkpoint_every: see :meth:`DenseEngineMixin.setup_dense`.
     """
 
     def __init__(
@@ -44,6 +41,9 @@ class DSAEngine(compat.Engine):
         weight_id_fused=1.0,
         label_smooth=True,
         margin=0.3,
+        amp="",
+        channels_last=False,
+        checkpoint_every=0,
     ):
         super().__init__(datamanager, use_gpu)
         self.model = model
@@ -57,15 +57,17 @@ class DSAEngine(compat.Engine):
             weight_id_fused=weight_id_fused,
             label_smooth=label_smooth,
             margin=margin,
-            branches=getattr(_unwrap(model), "branches", "both"),
+            branches=getattr(unwrap(model), "branches", "both"),
             use_gpu=self.use_gpu,
         )
         self._eval_dsap = None
+        self.setup_dense(amp, channels_last, checkpoint_every)
 
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
         """Build from a yacs config: ``dsa.weight_id_mf``, ``dsa.weight_triplet``, ``dsa.weight_id_fused``,
-        ``loss.softmax.label_smooth``, ``loss.triplet.margin``, ``use_gpu``."""
+        ``loss.softmax.label_smooth``, ``loss.triplet.margin``, ``use_gpu`` and
+        ``train.amp/channels_last/checkpoint_every``."""
         return cls(
             datamanager,
             model,
@@ -77,29 +79,21 @@ class DSAEngine(compat.Engine):
             weight_id_fused=cfg.dsa.weight_id_fused,
             label_smooth=cfg.loss.softmax.label_smooth,
             margin=cfg.loss.triplet.margin,
+            **cls.dense_kwargs(cfg),
         )
 
     def parse_data_for_train(self, data):
         """``(imgs, pids, dsap)``; ``dsap`` is None when the batch has none (the model then explains)."""
         return data["img"], data["pid"], data.get("dsap")
 
-    def forward_backward(self, data):
+    def forward_loss(self, data):
         imgs, pids, dsap = self.parse_data_for_train(data)
-        if self.use_gpu:
-            imgs, pids = imgs.cuda(), pids.cuda()
-            dsap = dsap.cuda() if dsap is not None else None
-        outputs = self.model(imgs, dsap)
-        total, components = self.criterion(outputs, pids)
-
-        self.optimizer.zero_grad()
-        total.backward()
-        self.optimizer.step()
-
-        summary = {"loss": total.item()}
-        summary.update({name: value.item() for name, value in components.items()})
+        imgs, pids, dsap = self.to_device(imgs, pids, dsap)
+        with self.autocast():
+            outputs = self.model(imgs, dsap)
+        total, components = self.criterion(outputs, pids)  # fp32 inside
         logits = outputs.get("logits_zg", outputs.get("logits_zl"))
-        summary["acc"] = compat.metrics.accuracy(logits.detach(), pids)[0].item()
-        return summary
+        return total, components, {"acc": compat.metrics.accuracy(logits.detach().float(), pids)[0].item()}
 
     def parse_data_for_eval(self, data):
         """torchreid's ``(imgs, pids, camids)``; keeps the batch's ``dsap`` for the fused-feature ablations."""
@@ -108,7 +102,8 @@ class DSAEngine(compat.Engine):
 
     def extract_features(self, input):
         """``model(imgs)``, or ``model(imgs, dsap)`` when the model's eval feature is a fused one."""
-        if not getattr(_unwrap(self.model), "eval_needs_dsap", False):
-            return self.model(input)
+        model = unwrap(self.model)
+        if not getattr(model, "eval_needs_dsap", False):
+            return model(input)
         dsap = self._eval_dsap.to(input.device) if self._eval_dsap is not None else None
-        return self.model(input, dsap)
+        return model(input, dsap)

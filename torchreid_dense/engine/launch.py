@@ -8,8 +8,24 @@
 3. builds the data manager (``DenseImageDataManager`` with :func:`imagedata_kwargs`), the model
    and its engine name (:func:`build_model_from_config`), the optimiser and lr scheduler
    (:mod:`torchreid_dense.optim`), and the engine (``ENGINES.get(name).from_config``);
-4. loads ``model.load_weights`` or resumes from ``model.resume``, then runs torchreid's
-   ``Engine.run`` (``test.evaluate True`` = test only) and returns the metrics.
+4. loads ``model.load_weights`` (strictly: a checkpoint of another architecture or number of
+   classes fails saying what differs) or resumes everything from ``model.resume`` (exactly, at
+   the batch after the checkpoint's), then runs torchreid's ``Engine.run`` (``test.evaluate True``
+   = test only) and returns the metrics of the last evaluation, per target:
+   ``{'rank1', 'rank5', 'rank10', 'rank20', 'mAP', 'mINP'}`` (floats in [0, 1], as torchreid).
+
+Training loader: for exact resume and DDP the launcher replaces ``datamanager.train_loader`` by
+:func:`torchreid_dense.engine.loader.build_train_loader` over the same data set (same batch size,
+workers, ``drop_last``), whose order depends only on ``(train.seed, epoch)``:
+``RandomIdentitySampler`` becomes the P x K ``DistributedIdentitySampler`` (also with one
+process), ``RandomSampler`` / ``SequentialSampler`` torch's ``DistributedSampler``.
+
+Distributed: under ``torchrun --nproc_per_node=N tools/main.py ...`` every process builds the
+same job, the model is wrapped in ``DistributedDataParallel`` (NCCL on GPU, gloo on CPU;
+``find_unused_parameters`` on, since SAN's PIT steps leave the classifier unused),
+``train.batch_size`` is the global batch, evaluation shards the query and gallery sets over
+the ranks and gathers the features in order, and only rank 0 writes the config, the log and
+checkpoints (the other ranks' console output is discarded).
 
 Everything runs on the CPU when ``use_gpu`` is False or no GPU is present.
 """
@@ -36,6 +52,10 @@ from ..data.availability import DatasetNotFoundError, check_datasets_present, ex
 from ..models import build_model_from_config
 from ..optim import build_lr_scheduler, build_optimizer
 from ..registry import ENGINES
+from ..utils import distributed as du
+from .base import NonFiniteLossError
+from .checkpoint import CheckpointError, CheckpointMismatchError, load_weights
+from .loader import build_train_loader
 
 __all__ = ["build_parser", "load_config", "check_synth_preset", "main", "cli", "LOG_FILE", "CONFIG_FILE"]
 
@@ -164,24 +184,37 @@ def _record_metrics(engine):
     def recording(*args, **kwargs):
         result = evaluate(*args, **kwargs)
         name = kwargs.get("dataset_name", args[0] if args else "")
-        if isinstance(result, dict):
-            metrics[name] = {k: float(v) for k, v in result.items()}
-        else:
-            rank1, mAP = result[:2]
-            metrics[name] = {"rank1": float(rank1), "mAP": float(mAP)}
+        metrics[name] = {k: float(v) for k, v in result.items()}
         return result
 
     engine._evaluate = recording
     return metrics
 
 
-def _run(cfg):
-    compat.utils.set_random_seed(cfg.train.seed)
+def _use_resumable_train_loader(cfg, datamanager):
+    """Replace torchreid's train loader by the deterministic, resumable (and DDP-partitioned) one."""
+    loader = getattr(datamanager, "train_loader", None)
+    if loader is None:
+        return
+    replacement = build_train_loader(
+        loader.dataset, cfg.sampler.train_sampler, cfg.train.batch_size, num_instances=cfg.sampler.num_instances,
+        workers=cfg.data.workers, seed=cfg.train.seed, use_gpu=cfg.use_gpu,
+    )
+    if replacement is None:
+        logger.warning("sampler.train_sampler '%s' keeps torchreid's loader: model.resume restarts its epoch "
+                       "order instead of replaying it", cfg.sampler.train_sampler)
+        return
+    datamanager.train_loader = replacement
+
+
+def _run(cfg, info):
+    compat.utils.set_random_seed(cfg.train.seed + info.rank)
     if cfg.use_gpu:
         torch.backends.cudnn.benchmark = True
     logger.info("Config:\n%s", cfg.dump())
 
     datamanager = _build_datamanager(cfg)
+    _use_resumable_train_loader(cfg, datamanager)
     model, engine_name = build_model_from_config(cfg, datamanager.num_train_pids)
     logger.info(
         "Model %s (%.2f M parameters), engine '%s'",
@@ -189,23 +222,33 @@ def _run(cfg):
     )
     if cfg.model.load_weights:
         _require_file(cfg.model.load_weights, "model.load_weights")
-        compat.utils.load_pretrained_weights(model, cfg.model.load_weights)
+        load_weights(model, cfg.model.load_weights)
+        logger.info("Loaded weights from %s", cfg.model.load_weights)
     if cfg.use_gpu:
-        model = model.cuda()
+        model = model.to(info.device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
 
     optimizer = build_optimizer(model, **optimizer_kwargs(cfg))
     scheduler = build_lr_scheduler(optimizer, **lr_scheduler_kwargs(cfg))
-
-    run_kwargs = engine_run_kwargs(cfg)
-    if cfg.model.resume:
-        _require_file(cfg.model.resume, "model.resume")
-        run_kwargs["start_epoch"] = compat.utils.resume_from_checkpoint(
-            cfg.model.resume, model, optimizer=optimizer, scheduler=scheduler
+    if info.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+            find_unused_parameters=True,
         )
 
     engine = ENGINES.get(engine_name).from_config(cfg, datamanager, model, optimizer, scheduler)
+    engine.config_yaml = cfg.dump()
+    run_kwargs = engine_run_kwargs(cfg)
+    if cfg.model.resume:
+        _require_file(cfg.model.resume, "model.resume")
+        run_kwargs["start_epoch"] = engine.resume(cfg.model.resume)
+        engine._truncate_step_log(cfg.data.save_dir, engine.global_step)
+
     metrics = _record_metrics(engine)
     engine.run(**run_kwargs)
+    if not metrics and engine.last_metrics:  # e.g. SAN-PG: held-out texture L1 instead of re-ID metrics
+        metrics.update({k: dict(v) for k, v in engine.last_metrics.items()})
     for name, values in metrics.items():
         logger.info("%s: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
     return metrics
@@ -224,18 +267,31 @@ def main(argv=None):
     """
     args = build_parser().parse_args(argv)
     cfg = load_config(args.config_file, args.opts or [])
-    os.makedirs(cfg.data.save_dir, exist_ok=True)
-    with open(osp.join(cfg.data.save_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-        f.write(cfg.dump())
-    with _log_to(cfg.data.save_dir):
-        if args.config_file:
-            logger.info("Loaded config file %s", args.config_file)
-        logger.info("Merged config written to %s", osp.join(cfg.data.save_dir, CONFIG_FILE))
-        return _run(cfg)
+    info = du.init_distributed(cfg.use_gpu)
+    try:
+        if info.rank == 0:
+            os.makedirs(cfg.data.save_dir, exist_ok=True)
+            with open(osp.join(cfg.data.save_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+                f.write(cfg.dump())
+        du.barrier()
+        if info.rank != 0:  # only rank 0 logs; the others run silently
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                return _run(cfg, info)
+        with _log_to(cfg.data.save_dir):
+            if args.config_file:
+                logger.info("Loaded config file %s", args.config_file)
+            logger.info("Merged config written to %s", osp.join(cfg.data.save_dir, CONFIG_FILE))
+            if info.enabled:
+                logger.info("Distributed: %d processes (%s)", info.world_size, info.backend)
+            return _run(cfg, info)
+    finally:
+        if info.enabled:
+            du.cleanup()
 
 
 # Errors that are the user's to fix: reported as one line, no traceback.
-_USER_ERRORS = (ConfigKeyError, ConfigValueError, FileNotFoundError, DatasetNotFoundError)
+_USER_ERRORS = (ConfigKeyError, ConfigValueError, FileNotFoundError, DatasetNotFoundError, CheckpointError,
+                CheckpointMismatchError, NonFiniteLossError)
 
 
 def cli(argv=None):

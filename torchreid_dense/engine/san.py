@@ -1,7 +1,7 @@
 """Engines of SAN (AAAI 2020): ``san`` (step 2, re-ID + texture, Sec. 3.2) and ``san_pg`` (step 1, Sec. 3.1)."""
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import compat
 from ..data.pit import PITDataManager, PITDataset, split_pit_by_texture
@@ -10,6 +10,9 @@ from ..losses.reconstruction import ReconstructionLoss
 from ..losses.san_loss import SANLoss
 from ..models.san import load_san_pg_weights
 from ..registry import ENGINES
+from ..utils.distributed import get_rank, get_world_size
+from .base import DenseEngine, unwrap
+from .loader import ResumableBatchSampler
 
 __all__ = [
     "SANEngine",
@@ -23,19 +26,45 @@ REC_TARGETS = ("texture", "image")  # Table 2: reconstruct the texture (SAN) or 
 _PIT_SPLITS = ("all", "train", "val")
 
 
-def _bare(model):
-    return getattr(model, "module", model)
+_bare = unwrap
 
 
-def _cycle(loader):
-    """Endless iteration over ``loader``, re-iterating (and so re-shuffling) when exhausted."""
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise ValueError("the PIT loader yields no batch (fewer pairs than one batch with drop_last?)")
+class _PITCycle:
+    """Endless, resumable iteration over a PIT loader: pass k over the pairs uses sampler epoch k.
+
+    ``position()`` / the constructor's ``cycle`` and ``batch`` give the pass and the batches of it
+    already consumed, so a resumed run draws the same PIT batches as an uninterrupted one.
+    """
+
+    def __init__(self, loader, cycle=0, batch=0):
+        self.loader, self.cycle, self.batch = loader, int(cycle), int(batch)
+        self._it = None
+
+    def position(self):
+        return {"pit_cycle": self.cycle, "pit_batch": self.batch}
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        for _ in range(2):  # a resumed pass may be exhausted already; a fresh pass must yield
+            fresh = self.batch == 0
+            if self._it is None:
+                batch_sampler = getattr(self.loader, "batch_sampler", None)
+                if hasattr(batch_sampler, "set_epoch"):
+                    batch_sampler.set_epoch(self.cycle)
+                    batch_sampler.set_start_batch(self.batch)
+                self._it = iter(self.loader)
+            try:
+                item = next(self._it)
+            except StopIteration:
+                if fresh:
+                    break
+                self._it, self.cycle, self.batch = None, self.cycle + 1, 0
+                continue
+            self.batch += 1
+            return item
+        raise ValueError("the PIT loader yields no batch (fewer pairs than one batch with drop_last?)")
 
 
 def build_pit_loader(ds_dir, height=256, width=128, texture_size=(240, 160), batch_size=32, workers=0,
@@ -50,6 +79,9 @@ def build_pit_loader(ds_dir, height=256, width=128, texture_size=(240, 160), bat
             :func:`split_pit_by_texture` (held-out textures, ``val_fraction``, ``seed``).
         shuffle (bool, optional): defaults to True except for ``'val'`` (which also keeps the last
             partial batch).
+        seed (int): split seed, and the shuffling seed of training loaders (whose order depends only on
+            ``(seed, pass)``; their batch sampler is a resumable
+            :class:`~torchreid_dense.engine.loader.ResumableBatchSampler`, partitioned over DDP ranks).
 
     Returns:
         DataLoader of dicts ``img``, ``texture``, ``texture_valid``, ``impath``.
@@ -65,13 +97,20 @@ def build_pit_loader(ds_dir, height=256, width=128, texture_size=(240, 160), bat
     dataset = PITDataset(ds_dir, height, width, texture_size, norm_mean, norm_std, image_paths=paths)
     training = split != "val"
     shuffle = training if shuffle is None else shuffle
+    if not training:
+        return DataLoader(dataset, batch_size=int(batch_size), shuffle=shuffle, num_workers=int(workers),
+                          pin_memory=use_gpu, drop_last=False)
+    # training: order from (seed, pass) only, partitioned over DDP ranks, resumable mid-pass
+    sampler = DistributedSampler(dataset, num_replicas=get_world_size(), rank=get_rank(), shuffle=shuffle,
+                                 seed=int(seed), drop_last=get_world_size() > 1)
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
     return DataLoader(
         dataset,
-        batch_size=int(batch_size),
-        shuffle=shuffle,
+        batch_sampler=ResumableBatchSampler(sampler, int(batch_size), drop_last=len(sampler) >= int(batch_size)),
         num_workers=int(workers),
         pin_memory=use_gpu,
-        drop_last=training and len(dataset) >= int(batch_size),
+        generator=generator,
     )
 
 
@@ -107,16 +146,6 @@ def evaluate_texture_l1(model, loader, norm_std=IMAGENET_STD, use_gpu=False):
     return {"l1": total / count, "l1_pixel": total_px / count, "num_images": n_img}
 
 
-def _cfg(cfg, dotted, default):
-    """``cfg.a.b`` or ``default`` when the key is absent (for keys outside the ``san`` namespace)."""
-    node = cfg
-    for part in dotted.split("."):
-        if not hasattr(node, part):
-            return default
-        node = getattr(node, part)
-    return node
-
-
 def _pit_root(cfg, datamanager):
     """``san.pit_root``, or the training data set's ``dataset_dir`` when that key is ''."""
     root = cfg.san.pit_root
@@ -133,15 +162,15 @@ def _pit_root(cfg, datamanager):
 
 def _pit_loader_kwargs(cfg, model):
     return dict(
-        height=_cfg(cfg, "data.height", 256),
-        width=_cfg(cfg, "data.width", 128),
+        height=cfg.data.height,
+        width=cfg.data.width,
         texture_size=_bare(model).texture_size,
-        batch_size=cfg.san.pit_batch_size or _cfg(cfg, "train.batch_size", 32),
-        workers=_cfg(cfg, "data.workers", 0),
-        norm_mean=_cfg(cfg, "data.norm_mean", None) or IMAGENET_MEAN,
-        norm_std=_cfg(cfg, "data.norm_std", None) or IMAGENET_STD,
-        val_fraction=_cfg(cfg, "san.pit_val_fraction", 0.1),
-        seed=_cfg(cfg, "train.seed", 0),
+        batch_size=cfg.san.pit_batch_size or cfg.train.batch_size,
+        workers=cfg.data.workers,
+        norm_mean=tuple(cfg.data.norm_mean) or IMAGENET_MEAN,
+        norm_std=tuple(cfg.data.norm_std) or IMAGENET_STD,
+        val_fraction=cfg.san.pit_val_fraction,
+        seed=cfg.train.seed,
     )
 
 
@@ -150,14 +179,15 @@ def _to_device(use_gpu, *tensors):
 
 
 @ENGINES.register("san")
-class SANEngine(compat.Engine):
+class SANEngine(DenseEngine):
     """SAN step 2 (Sec. 3.2 "Training Scheme"): re-ID batches with ID + triplet + Rec + TR, interleaved
     with PIT batches (Rec only).
 
     Re-ID batches come from ``datamanager.train_loader`` and must carry ``texture`` and
     ``texture_valid`` (a ``<name>_texture`` data set) unless ``rec_target='image'``. After every
     ``pit_every`` re-ID batches, one PIT batch (from ``pit_loader``, cycled) makes its own
-    optimisation step.
+    optimisation step. Checkpoints store the PIT position, so a resumed run draws the same PIT
+    batches.
 
     Args:
         datamanager: torchreid data manager.
@@ -171,12 +201,14 @@ class SANEngine(compat.Engine):
         tr_reduction, label_smooth, generator: see :class:`~torchreid_dense.losses.SANLoss`.
         rec_target (str): ``'texture'`` (SAN) or ``'image'`` (Table 2 "Enc-Dec rec. input": the
             input image, bilinearly resized to the decoder's texture size).
+        amp, channels_last, checkpoint_every: see :meth:`DenseEngineMixin.setup_dense`.
     """
 
     def __init__(self, datamanager, model, optimizer, scheduler=None, use_gpu=True, pit_loader=None,
                  pit_every=1, weight_id=0.5, weight_triplet=1.5, weight_rec=1.0, weight_tr=1.0,
                  pit_weight_rec=1.0, margin=0.3, tr_margin=0.3, tr_reduction="mean",
-                 label_smooth=True, rec_target="texture", generator=None):
+                 label_smooth=True, rec_target="texture", generator=None, amp="", channels_last=False,
+                 checkpoint_every=0):
         super().__init__(datamanager, use_gpu)
         if rec_target not in REC_TARGETS:
             raise ValueError(f"rec_target must be one of {REC_TARGETS}; got '{rec_target}'")
@@ -192,6 +224,7 @@ class SANEngine(compat.Engine):
         self.pit_loader = pit_loader
         self.pit_every = int(pit_every)
         self._pit_iter = None
+        self._pit_position = {"pit_cycle": 0, "pit_batch": 0}
         self._reid_steps = 0
         self.criterion = SANLoss(
             num_classes=self.datamanager.num_train_pids,
@@ -200,16 +233,18 @@ class SANEngine(compat.Engine):
             tr_margin=tr_margin, tr_reduction=tr_reduction, label_smooth=label_smooth,
             use_gpu=self.use_gpu, generator=generator,
         )
+        self.setup_dense(amp, channels_last, checkpoint_every)
 
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
         """Builds the engine from ``cfg.san.*`` (weights, ``use_tr``, ``use_pit``, ``pit_ratio``,
-        ``pit_root``, ``pit_batch_size``, ``rec_target``, ``init_weights``; optional
-        ``pit_weight_rec``, ``tr_reduction``), torchreid's ``loss.triplet.margin`` and
-        ``loss.softmax.label_smooth``, ``use_gpu``, and ``data.*``/``train.batch_size`` for the PIT
-        loader; loads ``san.init_weights`` (a SAN-PG checkpoint) into the model."""
+        ``pit_root``, ``pit_batch_size``, ``pit_weight_rec``, ``pit_val_fraction``, ``tr_reduction``,
+        ``rec_target``, ``init_weights``), torchreid's ``loss.triplet.margin`` and
+        ``loss.softmax.label_smooth``, ``use_gpu``, ``train.amp/channels_last/checkpoint_every`` and
+        ``data.*``/``train.batch_size``/``train.seed`` for the PIT loader; loads ``san.init_weights``
+        (a SAN-PG checkpoint) into the model."""
         s = cfg.san
-        use_gpu = bool(_cfg(cfg, "use_gpu", True)) and torch.cuda.is_available()
+        use_gpu = bool(cfg.use_gpu) and torch.cuda.is_available()
         if s.init_weights:
             load_san_pg_weights(model, s.init_weights)
         pit_loader = None
@@ -221,39 +256,35 @@ class SANEngine(compat.Engine):
             datamanager, model, optimizer, scheduler=scheduler, use_gpu=use_gpu,
             pit_loader=pit_loader, pit_every=s.pit_ratio,
             weight_id=s.weight_id, weight_triplet=s.weight_triplet, weight_rec=s.weight_rec,
-            weight_tr=s.weight_tr if s.use_tr else 0.0,
-            pit_weight_rec=_cfg(cfg, "san.pit_weight_rec", 1.0),
-            margin=_cfg(cfg, "loss.triplet.margin", 0.3), tr_margin=s.tr_margin,
-            tr_reduction=_cfg(cfg, "san.tr_reduction", "mean"),
-            label_smooth=bool(_cfg(cfg, "loss.softmax.label_smooth", True)), rec_target=s.rec_target,
+            weight_tr=s.weight_tr if s.use_tr else 0.0, pit_weight_rec=s.pit_weight_rec,
+            margin=cfg.loss.triplet.margin, tr_margin=s.tr_margin, tr_reduction=s.tr_reduction,
+            label_smooth=cfg.loss.softmax.label_smooth, rec_target=s.rec_target, **cls.dense_kwargs(cfg),
         )
 
     def _reconstruction_target(self, data, imgs):
         if self.rec_target == "image":
             size = _bare(self.model).texture_size
-            return F.interpolate(imgs, size=size, mode="bilinear", align_corners=False), None
+            return F.interpolate(imgs.float(), size=size, mode="bilinear", align_corners=False), None
         if "texture" not in data:
             raise KeyError(
                 "SANEngine: re-ID batches carry no 'texture'; train on a '<name>_texture' data set "
                 "(e.g. sources='market1501_texture') or set san.rec_target='image'"
             )
-        return _to_device(self.use_gpu, data["texture"], data.get("texture_valid"))
+        return self.to_device(data["texture"], data.get("texture_valid"))
 
-    def _step(self, loss):
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+    def forward_loss(self, data):
+        """One re-ID batch: ID + triplet + Rec + TR (losses in fp32)."""
+        imgs, pids = self.parse_data_for_train(data)
+        imgs, pids = self.to_device(imgs, pids)
+        target, valid = self._reconstruction_target(data, imgs)
+        with self.autocast():
+            outputs = self.model(imgs)
+        loss, parts = self.criterion(outputs, pids, target, valid)
+        return loss, parts, {"acc": compat.metrics.accuracy(outputs["logits"].detach().float(), pids)[0].item()}
 
     def forward_backward(self, data):
         """One re-ID step (and, every ``pit_every`` calls, one PIT step); returns scalar components."""
-        imgs, pids = self.parse_data_for_train(data)
-        imgs, pids = _to_device(self.use_gpu, imgs, pids)
-        target, valid = self._reconstruction_target(data, imgs)
-        outputs = self.model(imgs)
-        loss, summary = self.criterion(outputs, pids, target, valid)
-        self._step(loss)
-        summary["loss"] = loss.item()
-        summary["acc"] = compat.metrics.accuracy(outputs["logits"].detach(), pids)[0].item()
+        summary = super().forward_backward(data)
         self._reid_steps += 1
         if self.pit_loader is not None and self._reid_steps % self.pit_every == 0:
             summary.update(self.pit_step())
@@ -262,27 +293,37 @@ class SANEngine(compat.Engine):
     def pit_step(self):
         """One PIT (synthetic pair) step: reconstruction only (weights 0/0/1/0)."""
         if self._pit_iter is None:
-            self._pit_iter = _cycle(self.pit_loader)
+            self._pit_iter = _PITCycle(self.pit_loader, self._pit_position["pit_cycle"],
+                                       self._pit_position["pit_batch"])
         batch = next(self._pit_iter)
-        imgs, target, valid = _to_device(self.use_gpu, batch["img"], batch["texture"], batch.get("texture_valid"))
-        outputs = self.model(imgs)
+        self._pit_position = self._pit_iter.position()
+        imgs, target, valid = self.to_device(batch["img"], batch["texture"], batch.get("texture_valid"))
+        with self.autocast():
+            outputs = self.model(imgs)
         loss, parts = self.criterion(outputs, rec_target=target, rec_valid=valid, pit=True)
-        self._step(loss)
+        self.optimize(loss, {"loss_pit_rec": parts["loss_rec"]})
         return {"loss_pit_rec": parts["loss_rec"]}
+
+    def extra_state(self):
+        return {"reid_steps": self._reid_steps, **self._pit_position}
+
+    def load_extra_state(self, state):
+        self._reid_steps = int(state.get("reid_steps", 0))
+        self._pit_position = {"pit_cycle": int(state.get("pit_cycle", 0)), "pit_batch": int(state.get("pit_batch", 0))}
+        self._pit_iter = None
 
 
 @ENGINES.register("san_pg")
-class SANPGEngine(compat.Engine):
+class SANPGEngine(DenseEngine):
     """SAN-PG step 1 (Sec. 3.1): encoder + decoder trained with L_Rec only on PIT pairs.
 
     ``datamanager.train_loader`` yields PIT batches (a :class:`~torchreid_dense.data.pit.PITDataManager`);
     :meth:`test` reports the texture L1 on ``datamanager.val_loader`` (held-out textures) instead of
-    re-ID metrics and returns it (lower is better; torchreid stores it as the checkpoint's
-    ``rank1`` field).
+    re-ID metrics and returns it (lower is better; it is stored as the checkpoint's ``rank1`` field).
     """
 
     def __init__(self, datamanager, model, optimizer, scheduler=None, use_gpu=True, weight_rec=1.0,
-                 norm_std=IMAGENET_STD):
+                 norm_std=IMAGENET_STD, amp="", channels_last=False, checkpoint_every=0):
         super().__init__(datamanager, use_gpu)
         if _bare(model).decoder is None:
             raise ValueError("SANPGEngine needs a model with a decoder (san_pg / san_pg_r18)")
@@ -293,13 +334,14 @@ class SANPGEngine(compat.Engine):
         self.weight_rec = float(weight_rec)
         self.norm_std = tuple(norm_std)
         self.criterion = ReconstructionLoss()
+        self.setup_dense(amp, channels_last, checkpoint_every)
 
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
         """Builds PIT train/held-out loaders from ``cfg.san.pit_root`` (split by texture with
-        ``san.pit_val_fraction``, default 0.1; the re-ID ``datamanager`` is not used unless it
-        already is a PITDataManager)."""
-        use_gpu = bool(_cfg(cfg, "use_gpu", True)) and torch.cuda.is_available()
+        ``san.pit_val_fraction``; the re-ID ``datamanager`` is not used unless it already is a
+        PITDataManager); ``san.pit_weight_rec``; ``train.amp/channels_last/checkpoint_every``."""
+        use_gpu = bool(cfg.use_gpu) and torch.cuda.is_available()
         kwargs = _pit_loader_kwargs(cfg, model)
         if not isinstance(datamanager, PITDataManager):
             root = _pit_root(cfg, datamanager)
@@ -310,17 +352,21 @@ class SANPGEngine(compat.Engine):
                 train, val = build_pit_loader(root, split="all", use_gpu=use_gpu, **kwargs), None
             datamanager = PITDataManager(train, val, kwargs["height"], kwargs["width"])
         return cls(datamanager, model, optimizer, scheduler=scheduler, use_gpu=use_gpu,
-                   weight_rec=_cfg(cfg, "san.pit_weight_rec", 1.0), norm_std=kwargs["norm_std"])
+                   weight_rec=cfg.san.pit_weight_rec, norm_std=kwargs["norm_std"], **cls.dense_kwargs(cfg))
 
-    def forward_backward(self, data):
-        imgs, target, valid = _to_device(self.use_gpu, data["img"], data["texture"], data.get("texture_valid"))
-        out = self.model(imgs)
+    def forward_loss(self, data):
+        imgs, target, valid = self.to_device(data["img"], data["texture"], data.get("texture_valid"))
+        with self.autocast():
+            out = self.model(imgs)
         texture = out["texture"] if isinstance(out, dict) else out
         loss_rec = self.criterion(texture, target, valid)
-        self.optimizer.zero_grad()
-        (self.weight_rec * loss_rec).backward()
-        self.optimizer.step()
-        return {"loss_rec": loss_rec.item()}
+        return self.weight_rec * loss_rec, {"loss_rec": loss_rec}, {}
+
+    def forward_backward(self, data):
+        """The L_Rec step; returns ``{'loss_rec': ...}``."""
+        loss, components, _ = self.forward_loss(data)
+        self.optimize(loss, components)
+        return {"loss_rec": float(components["loss_rec"].detach())}
 
     def test(self, *args, **kwargs):
         """Held-out texture L1 (normalised units, returned) instead of re-ID metrics."""
@@ -333,6 +379,7 @@ class SANPGEngine(compat.Engine):
             f"=> san_pg held-out texture L1: {res['l1']:.4f} (normalised), "
             f"{res['l1_pixel']:.4f} (pixels in [0,1]) over {res['num_images']} images"
         )
+        self.last_metrics = {"pit_val": {"texture_l1": res["l1"], "texture_l1_pixel": res["l1_pixel"]}}
         if self.writer is not None:
             self.writer.add_scalar("Test/pit_texture_l1", res["l1"], self.epoch)
         return res["l1"]

@@ -3,6 +3,8 @@ import torch.nn as nn
 
 from .. import compat
 from ..registry import LOSSES
+from ..utils.distributed import all_gather_tensor, all_gather_with_grad
+from .hard_mine_triplet import BatchHardTripletLoss
 
 __all__ = ["DSALoss"]
 
@@ -17,8 +19,10 @@ class DSALoss(nn.Module):
     Sec. 3.2.4: ID loss on the MF-Stream's fG and on each part feature fL,i (i = 1..8, averaged
     over the 8 parts); ID loss and batch-hard triplet loss on the fused zG and zL. Paper weights
     (Sec. 4.2): 0.5 (ID on MF features), 1.5 (triplet), 1.0 (ID on fused features). The ID loss is
-    torchreid's label-smoothed cross entropy, the triplet loss torchreid's batch-hard
-    ``TripletLoss``; both run in fp32 whatever the model's precision. A term of weight 0 is skipped.
+    torchreid's label-smoothed cross entropy, the triplet loss the plugin's vectorised
+    :class:`BatchHardTripletLoss` (torchreid's definition), mined over the whole global P x K batch
+    under DDP (features and pids gathered from every rank); both run in fp32 whatever the model's
+    precision. A term of weight 0 is skipped.
 
     Args:
         num_classes (int): training identities.
@@ -61,7 +65,7 @@ class DSALoss(nn.Module):
         self.criterion_id = compat.losses.CrossEntropyLoss(
             num_classes=num_classes, use_gpu=use_gpu, label_smooth=label_smooth
         )
-        self.criterion_triplet = compat.losses.TripletLoss(margin=margin)
+        self.criterion_triplet = BatchHardTripletLoss(margin=margin)
         # (component name, weight, function of (outputs, pids)) for the branches present
         terms = {
             "g": (
@@ -89,8 +93,8 @@ class DSALoss(nn.Module):
         return self.criterion_id(logits.float().reshape(b * p, k), pids.repeat_interleave(p))
 
     def triplet_loss(self, features, pids):
-        """Batch-hard triplet loss on ``[B, D]`` features, in fp32."""
-        return self.criterion_triplet(features.float().flatten(1), pids)
+        """Batch-hard triplet loss on ``[B, D]`` features, in fp32, over the global batch under DDP."""
+        return self.criterion_triplet(all_gather_with_grad(features.float().flatten(1)), all_gather_tensor(pids))
 
     def forward(self, outputs, pids):
         components = {}

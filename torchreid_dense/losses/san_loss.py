@@ -3,6 +3,8 @@ import torch.nn as nn
 
 from .. import compat
 from ..registry import LOSSES
+from ..utils.distributed import all_gather_tensor, all_gather_with_grad
+from .hard_mine_triplet import BatchHardTripletLoss
 from .reconstruction import ReconstructionLoss
 from .triplet_reid import TripletReIDConstraint
 
@@ -18,10 +20,11 @@ class SANLoss(nn.Module):
     Re-ID batches use ``(w_id, w_tri, w_rec, w_tr)`` (paper: 0.5, 1.5, 1, 1); PIT batches (synthetic
     pairs, no identities) use only ``pit_weight_rec`` (paper: weights 0, 0, 1, 0): their ID,
     triplet and TR terms are not computed at all, so they give no gradient to the classifier.
-    A term whose weight is 0 is skipped (SAN-basic: ``weight_tr=0``).
+    A term whose weight is 0 is skipped (SAN-basic: ``weight_tr=0``). Under DDP the triplet and TR
+    terms see the whole global P x K batch (features and decoder maps gathered from every rank).
 
-    ``L_ID`` is torchreid's label-smoothed cross entropy on the logits, ``L_Triplet`` torchreid's
-    batch-hard ``TripletLoss`` on ``f``, ``L_Rec`` :class:`ReconstructionLoss` on the texture and
+    ``L_ID`` is torchreid's label-smoothed cross entropy on the logits, ``L_Triplet`` the plugin's
+    vectorised :class:`BatchHardTripletLoss` on ``f``, ``L_Rec`` :class:`ReconstructionLoss` on the texture and
     ``L_TR`` :class:`TripletReIDConstraint` on each of ``outputs['dec_feats']`` (the first three
     SA-Dec blocks), averaged over the blocks (``tr_reduction='mean'``, so ``w_tr`` weighs one
     triplet-sized term) or summed (``'sum'``).
@@ -70,13 +73,17 @@ class SANLoss(nn.Module):
         self.criterion_id = compat.losses.CrossEntropyLoss(
             num_classes=num_classes, use_gpu=use_gpu, label_smooth=label_smooth
         )
-        self.criterion_triplet = compat.losses.TripletLoss(margin=margin)
+        self.criterion_triplet = BatchHardTripletLoss(margin=margin)
         self.criterion_rec = ReconstructionLoss()
         self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator)
 
     def tr_loss(self, dec_feats, pids):
-        """L_TR over the given decoder feature maps, reduced by ``tr_reduction``."""
-        terms = [self.criterion_tr(f, pids) for f in dec_feats]
+        """L_TR over the given decoder feature maps, reduced by ``tr_reduction``.
+
+        Under DDP the maps are gathered from every rank (with gradient), so ``pids`` must be the
+        global batch's (``all_gather_tensor`` of the local ones); without DDP both are the local batch.
+        """
+        terms = [self.criterion_tr(all_gather_with_grad(f.float()), pids) for f in dec_feats]
         total = sum(terms[1:], terms[0])
         return total / len(terms) if self.tr_reduction == "mean" else total
 
@@ -105,11 +112,13 @@ class SANLoss(nn.Module):
         if not pit:
             if pids is None:
                 raise ValueError("SANLoss: re-ID batches need pids")
+            local_pids = pids
+            pids = all_gather_tensor(pids)  # triplet mining and L_TR see the global P x K batch under DDP
             if self.weight_id > 0:
-                parts["loss_id"] = self.criterion_id(outputs["logits"], pids)
+                parts["loss_id"] = self.criterion_id(outputs["logits"].float(), local_pids)
                 total = total + self.weight_id * parts["loss_id"]
             if self.weight_triplet > 0:
-                parts["loss_triplet"] = self.criterion_triplet(outputs["feature"].float(), pids)
+                parts["loss_triplet"] = self.criterion_triplet(all_gather_with_grad(outputs["feature"].float()), pids)
                 total = total + self.weight_triplet * parts["loss_triplet"]
             if self.weight_tr > 0:
                 parts["loss_tr"] = self.tr_loss(outputs["dec_feats"], pids)

@@ -46,6 +46,7 @@ __all__ = [
     "remove_last_stride",
     "dsa_reid",
     "dsa_reid_r18",
+    "dsa_cfg_kwargs",
 ]
 
 NUM_PARTS = len(MERGE_LEVEL2)  # 8 merged body parts
@@ -442,7 +443,17 @@ def build_dsa_reid(
     return DSAReID(mf, dsag, fuse, num_classes, classifier_hidden, feature, branches)
 
 
-@MODELS.register("dsa_reid", engine="dsa")
+def dsa_cfg_kwargs(cfg):
+    """Builder keyword arguments from the config: ``dsa.fusion``, ``dsa.feature``, ``dsa.branches``,
+    ``dsa.streams`` and ``dsa.dsag_width`` (0 = the backbone's default width)."""
+    kwargs = {"fusion": cfg.dsa.fusion, "feature": cfg.dsa.feature, "branches": cfg.dsa.branches,
+              "streams": cfg.dsa.streams}
+    if cfg.dsa.dsag_width:
+        kwargs["dsag_width"] = float(cfg.dsa.dsag_width)
+    return kwargs
+
+
+@MODELS.register("dsa_reid", engine="dsa", cfg_kwargs=dsa_cfg_kwargs)
 def dsa_reid(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """DSA-reID on ResNet-50 as in the paper (MF-Stream ImageNet-initialised when ``pretrained``).
 
@@ -452,7 +463,7 @@ def dsa_reid(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwarg
     return build_dsa_reid(num_classes, backbone="resnet50", pretrained=pretrained, **kwargs)
 
 
-@MODELS.register("dsa_reid_r18", engine="dsa")
+@MODELS.register("dsa_reid_r18", engine="dsa", cfg_kwargs=dsa_cfg_kwargs)
 def dsa_reid_r18(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """DSA-reID on ResNet-18 with every DSAG-Stream width divided by 4 (trains on a CPU in minutes)."""
     return build_dsa_reid(num_classes, backbone="resnet18", pretrained=pretrained, **kwargs)
