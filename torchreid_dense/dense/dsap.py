@@ -72,8 +72,8 @@ def warp_dsap(images, iuv, size=32, reduce="last"):
     keep = NUM_CHARTS * size * size  # drop the background chart
     filled = filled[:, :keep].view(b, NUM_CHARTS, 1, size, size)
     values = values[:, :, :keep].reshape(b, c, NUM_CHARTS, size, size).transpose(1, 2)
-    # per-image, per-channel initialisation (a float64 sum is exact for uint8 images)
-    mean = (images.reshape(b, c, h * w).sum(dim=2, dtype=torch.float64) / (h * w)).float().view(b, 1, c, 1, 1)
+    # per-image, per-channel initialisation (the float32 sum is exact for uint8 images up to 65,793 pixels)
+    mean = (images.reshape(b, c, h * w).float().sum(dim=2) / (h * w)).view(b, 1, c, 1, 1)
     dsap = torch.where(filled, values, mean)
     return dsap.contiguous(), filled.view(b, NUM_CHARTS, -1).any(dim=2)
 
@@ -92,7 +92,7 @@ def _cell_index(iuv, size):
         cell = uv_floor(code, size).clamp(max=size - 1)
         uv_table = (cell.view(256, 1) * size + cell.view(1, 256)).view(-1)
         flat = iuv.reshape(b, 3, h * w)
-        uv_key = (flat[:, 1].int() << 8) | flat[:, 2].int()
+        uv_key = flat[:, 1].int() * 256 + flat[:, 2]
         return (chart.index_select(0, flat[:, 0].reshape(-1).int())
                 + uv_table.index_select(0, uv_key.reshape(-1))).view(b, h * w)
     labels, u, v = unpack_iuv(iuv)
