@@ -67,9 +67,11 @@ PLUGIN_DEFAULTS = {
     "train.warmup_epochs": 0, "train.warmup_lr": 8e-6, "train.amp": "", "train.channels_last": False,
     "train.checkpoint_every": 0,
     "dense.dsap_size": 32, "dense.alignment": "dense", "dense.iuv_kind": "densepose",
-    "dense.strict": False, "dense.cache": False, "dense.texture_height": 240, "dense.texture_width": 160,
+    "dense.strict": False, "dense.cache": False,
     "dsa.weight_id_mf": 0.5, "dsa.weight_triplet": 1.5, "dsa.weight_id_fused": 1.0, "dsa.fusion": "add",
-    "dsa.feature": "mf", "dsa.branches": "both",
+    "dsa.feature": "mf", "dsa.branches": "both", "dsa.streams": "two", "dsa.dsag_width": 0.0,
+    "san.pit_weight_rec": 1.0, "san.tr_reduction": "mean", "san.pit_val_fraction": 0.1,
+    "san.texture_size": [240, 160], "san.decoder_widths": [],
     "san.weight_id": 0.5, "san.weight_triplet": 1.5, "san.weight_rec": 1.0, "san.weight_tr": 1.0,
     "san.tr_margin": 0.3, "san.use_tr": True, "san.use_pit": True, "san.pit_ratio": 4,
     "san.pit_batch_size": 0, "san.pit_root": "", "san.rec_target": "texture", "san.init_weights": "",
@@ -273,7 +275,7 @@ def test_paper_settings(ds, source, labeled):
 
 def test_imagedata_kwargs_match_torchreid_datamanager():
     cfg = get_default_config()
-    cfg.merge_from_list(["dense.dsap_size", "16", "dense.texture_height", "192", "dense.texture_width", "128",
+    cfg.merge_from_list(["dense.dsap_size", "16", "san.texture_size", "[192, 128]",
                          "dense.alignment", "csa", "cuhk03.labeled_images", "True", "train.batch_size", "64"])
     kwargs = imagedata_kwargs(cfg)
     params = set(inspect.signature(compat.ImageDataManager.__init__).parameters) - {"self"}

@@ -385,6 +385,7 @@ def test_engine_from_config_reads_its_keys():
     cfg.use_gpu = False
     cfg.dsa = CfgNode(dict(weight_id_mf=0.25, weight_triplet=1.0, weight_id_fused=2.0))
     cfg.loss = CfgNode(dict(softmax=CfgNode(dict(label_smooth=False)), triplet=CfgNode(dict(margin=0.5))))
+    cfg.train = CfgNode(dict(amp="", channels_last=False, checkpoint_every=0))
     model = build_dsa_reid(3, backbone="resnet18", pretrained=False, branches="local")
     dm = _StubDataManager(_batch(), _batch(), _batch(), num_train_pids=3)
     opt = torch.optim.Adam(model.parameters())

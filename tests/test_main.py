@@ -1,4 +1,4 @@
-"""tools/main.py end to end on a tiny Market-1501-layout data set with torchreid's resnet18."""
+"""tools/main.py end to end: baseline, DSA-reID and SAN on SynthReID tiny; errors on a Market-1501 layout."""
 import os
 import os.path as osp
 import subprocess
@@ -54,40 +54,6 @@ def options(root, save_dir, *extra):
     ]
 
 
-def test_train_evaluate_and_reload_reproduce_metrics(market_root, tmp_path):
-    save_dir = str(tmp_path / "train")
-    stdout = sys.stdout
-    metrics = main(options(market_root, save_dir))
-    assert sys.stdout is stdout  # restored after the run
-    assert set(metrics) == {"market1501"}
-    rank1, mAP = metrics["market1501"]["rank1"], metrics["market1501"]["mAP"]
-    assert 0.0 < mAP < 1.0 and 0.0 <= rank1 <= 1.0  # a non-trivial result to reproduce
-
-    checkpoint = osp.join(save_dir, "model", "model.pth.tar-1")
-    assert osp.isfile(checkpoint)
-    state = torch.load(checkpoint, weights_only=True)  # plain types only
-    assert state["epoch"] == 1 and isinstance(state["rank1"], float)
-
-    written = get_default_config()
-    written.merge_from_file(osp.join(save_dir, "config.yaml"))
-    assert (written.model.name, written.train.max_epoch, written.data.root) == ("resnet18", 1, market_root)
-    log = open(osp.join(save_dir, "log.txt")).read()
-    assert "epoch: [1/1][2/2]" in log  # torchreid's own progress line
-    assert "** Results **" in log and "market1501: rank1" in log
-
-    test_dir = str(tmp_path / "test")
-    again = main(options(market_root, test_dir, "test.evaluate", "True", "model.load_weights", checkpoint))
-    assert again == metrics
-    assert not osp.exists(osp.join(test_dir, "model"))  # test only: nothing trained or saved
-
-    resume_dir = str(tmp_path / "resume")
-    resumed = main(options(market_root, resume_dir, "model.resume", checkpoint, "train.max_epoch", "2"))
-    log = open(osp.join(resume_dir, "log.txt")).read()
-    assert "epoch: [2/2][1/2]" in log and "epoch: [1/2]" not in log  # continues at epoch 2
-    assert torch.load(osp.join(resume_dir, "model", "model.pth.tar-2"), weights_only=True)["epoch"] == 2
-    assert set(resumed) == {"market1501"}
-
-
 def test_missing_dataset_says_where_and_how(tmp_path):
     root = str(tmp_path / "empty-root")
     with pytest.raises(DatasetNotFoundError) as err:
@@ -124,3 +90,70 @@ def test_tools_main_script_runs(tmp_path):
                           capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 2
     assert f"error: {bad}: unknown config key 'data.sorces' (did you mean 'data.sources'?)" in proc.stderr
+
+
+# ------------------------------------------------------------------ baseline, DSA-reID and SAN on SynthReID tiny
+
+METRIC_KEYS = {"rank1", "rank5", "rank10", "rank20", "mAP", "mINP"}
+
+SYNTH_JOBS = {
+    "baseline": ["model.name", "resnet18", "loss.name", "triplet", "loss.triplet.weight_x", "1.0",
+                 "data.sources", "synthreid_tiny", "data.targets", "synthreid_tiny"],
+    "dsa": ["model.name", "dsa_reid_r18", "data.sources", "synthreid_tiny_dsap", "data.targets", "synthreid_tiny",
+            "dense.dsap_size", "16"],
+    "san": ["model.name", "san_r18", "data.sources", "synthreid_tiny_texture", "data.targets", "synthreid_tiny",
+            "san.texture_size", "[48, 32]", "san.decoder_widths", "[32, 16, 16, 8]", "san.use_pit", "True",
+            "san.pit_ratio", "2", "san.pit_batch_size", "8"],
+}
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("synth-data"))
+
+
+def synth_options(root, save_dir, job, *extra):
+    return [
+        "use_gpu", "False", "model.pretrained", "False", "synth.preset", "tiny",
+        "data.root", root, "data.height", "32", "data.width", "16", "data.workers", "0", "data.save_dir", save_dir,
+        "data.transforms", "['random_flip']",
+        "sampler.train_sampler", "RandomIdentitySampler", "sampler.num_instances", "4",
+        "train.batch_size", "32", "train.max_epoch", "1", "train.print_freq", "1", "train.lr", "0.0003",
+        "test.batch_size", "64",
+        *SYNTH_JOBS[job], *extra,
+    ]
+
+
+@pytest.mark.parametrize("job", sorted(SYNTH_JOBS))
+def test_synth_train_evaluate_checkpoint_and_reload(synth_root, tmp_path, job):
+    """tools/main.py end to end: one epoch, evaluation, checkpoint; test-only from it gives the same metrics."""
+    save_dir = str(tmp_path / "train")
+    stdout = sys.stdout
+    metrics = main(synth_options(synth_root, save_dir, job))
+    assert sys.stdout is stdout  # restored after the run
+    assert set(metrics) == {"synthreid_tiny"}
+    values = metrics["synthreid_tiny"]
+    assert set(values) == METRIC_KEYS
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values.values())
+    assert values["rank1"] <= values["rank5"] <= values["rank10"] <= values["rank20"]
+    assert 0.0 < values["mINP"] <= values["mAP"]
+
+    checkpoint = osp.join(save_dir, "model", "model.pth.tar-1")
+    state = torch.load(checkpoint, weights_only=True)
+    assert (state["epoch"], state["batch"]) == (1, 0) and state["rank1"] == pytest.approx(values["rank1"])
+    assert state["global_step"] >= 2 and set(state["rng"]) >= {"python", "numpy", "torch"}
+    assert f"name: {SYNTH_JOBS[job][1]}" in state["config"]
+    written = get_default_config()
+    written.merge_from_file(osp.join(save_dir, "config.yaml"))
+    assert (written.model.name, written.train.max_epoch, written.data.root) == (SYNTH_JOBS[job][1], 1, synth_root)
+    log = open(osp.join(save_dir, "log.txt")).read()
+    assert "** Results **" in log and "mINP:" in log and "epoch: [1/1][1/" in log  # torchreid's progress line
+    assert "synthreid_tiny: rank1" in log
+    steps = [line for line in open(osp.join(save_dir, "train_losses.jsonl")) if line.strip()]
+    assert len(steps) == state["global_step"]
+    if job == "san":  # PIT batches interleaved: one after every 2 re-ID batches
+        assert "loss_pit_rec" in log and state["engine"]["reid_steps"] == state["global_step"]
+
+    again = main(synth_options(synth_root, str(tmp_path / "test"), job,
+                               "test.evaluate", "True", "model.load_weights", checkpoint))
+    assert again == metrics

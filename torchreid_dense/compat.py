@@ -5,7 +5,10 @@ install of deep-person-reid has them under ``torchreid.*``; ``from torchreid.uti
 fails on the former. Attribute access through the top-level package works for both, so the rest
 of the plugin goes through here.
 """
+import sys
 import warnings
+
+from PIL import Image, UnidentifiedImageError
 
 with warnings.catch_warnings():
     # torchreid warns at import that its Cython evaluator is missing; the plugin ships its own.
@@ -57,5 +60,28 @@ def register_image_dataset(name, cls):
     torchreid.data.register_image_dataset(name, cls)
 
 
+class ImageReadError(OSError):
+    """An image of a data set that is missing, truncated or not an image."""
+
+
 def read_image(path):
-    return torchreid.utils.read_image(path)
+    """Read an image as RGB; a missing, truncated or non-image file raises :class:`ImageReadError` naming it."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: the image does not exist; re-extract the data set or remove the entry") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(
+            f"{path}: cannot read the image ({err}); the file is truncated or not an image: "
+            "re-extract or re-download the data set, or delete the file") from err
+
+
+def install_safe_image_reader():
+    """Make torchreid's data sets read images with :func:`read_image` (idempotent).
+
+    torchreid's own ``read_image`` retries forever when a file is truncated or not an image, which
+    hangs a training job without a word; its ``ImageDataset`` looks the reader up in its module.
+    """
+    sys.modules[ImageDataset.__module__].read_image = read_image

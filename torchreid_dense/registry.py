@@ -99,6 +99,7 @@ def _declare():
 def register():
     """Insert every model and data set of the plugin into torchreid's lookups (idempotent)."""
     _declare()
+    compat.install_safe_image_reader()
     factory = compat.model_factory()
     for name, builder in MODELS.items():
         current = factory.get(name)

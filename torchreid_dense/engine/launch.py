@@ -174,6 +174,12 @@ def _build_datamanager(cfg):
         if explained is None:
             raise
         raise explained from err
+    except (IndexError, ZeroDivisionError) as err:  # torchreid's failure on a directory without images
+        raise DatasetNotFoundError(
+            f"a data set of {names} under data.root '{cfg.data.root}' has an empty split (no images found; "
+            f"torchreid failed with {type(err).__name__}: {err}); check that the data set's directories "
+            "(e.g. bounding_box_train, query, bounding_box_test) hold its image files, or fetch it again"
+        ) from err
 
 
 def _record_metrics(engine):

@@ -1,0 +1,100 @@
+"""Exact resume: a run killed with SIGKILL mid-epoch and resumed matches an uninterrupted run step by step."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from torchreid_dense.engine.base import CHECKPOINT_LAST, LOSS_LOG
+from torchreid_dense.engine.checkpoint import read_checkpoint
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# The job runs in a child process: deterministic kernels, one setting of threads for all runs.
+CHILD = (
+    "import sys, torch; torch.use_deterministic_algorithms(True); torch.set_num_threads(2); "
+    "from torchreid_dense.engine.launch import main; main(sys.argv[1:])"
+)
+
+
+def options(root, save_dir, *extra):
+    """resnet18 triplet+softmax on SynthReID tiny at 32x16, P8 x K4, random flips (RNG-dependent), 2 epochs."""
+    return [
+        "use_gpu", "False", "model.name", "resnet18", "model.pretrained", "False",
+        "loss.name", "triplet", "loss.triplet.weight_x", "1.0",
+        "data.root", root, "data.sources", "synthreid_tiny", "data.targets", "synthreid_tiny", "synth.preset", "tiny",
+        "data.height", "32", "data.width", "16", "data.workers", "0", "data.save_dir", save_dir,
+        "data.transforms", "['random_flip']",
+        "sampler.train_sampler", "RandomIdentitySampler", "sampler.num_instances", "4",
+        "train.batch_size", "32", "train.max_epoch", "2", "train.print_freq", "100", "train.lr", "0.001",
+        "train.checkpoint_every", "2", "test.batch_size", "128",
+        *extra,
+    ]
+
+
+def child(args):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.Popen([sys.executable, "-c", CHILD, *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def step_losses(save_dir):
+    with open(osp.join(save_dir, LOSS_LOG)) as f:
+        return {r["step"]: r for r in map(json.loads, f) if r}
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("synth-resume"))
+
+
+def test_sigkill_mid_epoch_then_resume_matches_the_straight_run(synth_root, tmp_path):
+    straight_dir = str(tmp_path / "straight")
+    proc = child(options(synth_root, straight_dir))
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    straight = step_losses(straight_dir)
+    total = max(straight)
+    assert total >= 5 and sorted(straight) == list(range(1, total + 1))
+
+    killed_dir = str(tmp_path / "killed")
+    last = osp.join(killed_dir, "model", CHECKPOINT_LAST)
+    proc = child(options(synth_root, killed_dir))
+    deadline = time.time() + 600
+    try:
+        while True:  # kill as soon as a mid-epoch checkpoint of the second epoch exists
+            assert proc.poll() is None, "the run ended before it could be killed: " + proc.stderr.read()
+            assert time.time() < deadline
+            if osp.exists(last):
+                state = read_checkpoint(last)
+                if state["epoch"] == 1 and state["batch"] > 0:
+                    break
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    state = read_checkpoint(last)  # whatever the kill interrupted, the last checkpoint is whole
+    resumed_at = state["global_step"]
+    assert 0 < state["batch"] and resumed_at < total
+    assert isinstance(state["config"], str) and "checkpoint_every: 2" in state["config"]
+
+    proc = child(options(synth_root, killed_dir, "model.resume", last))
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    resumed = step_losses(killed_dir)
+    assert sorted(resumed) == list(range(1, total + 1))  # steps after the checkpoint redone once, none lost
+    for step in range(resumed_at + 1, total + 1):
+        for key in ("loss", "loss_t", "loss_x"):
+            assert resumed[step][key] == pytest.approx(straight[step][key], rel=1e-5, abs=1e-6), (step, key)
+        assert (resumed[step]["epoch"], resumed[step]["batch"]) == (straight[step]["epoch"], straight[step]["batch"])
+
+    final_a = torch.load(osp.join(straight_dir, "model", "model.pth.tar-2"), weights_only=True)
+    final_b = torch.load(osp.join(killed_dir, "model", "model.pth.tar-2"), weights_only=True)
+    for key, value in final_a["state_dict"].items():
+        torch.testing.assert_close(final_b["state_dict"][key], value, rtol=1e-5, atol=1e-6)
+    assert final_b["rank1"] == pytest.approx(final_a["rank1"])
