@@ -10,7 +10,6 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): setup.py | $(PY)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,export]"
 	touch $(STAMP)
 
