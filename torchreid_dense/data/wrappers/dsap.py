@@ -60,8 +60,8 @@ class DSAPDataset(SidecarDataset):
     def _sidecar_item(self, image, path):
         if self._cache is not None:
             index = self._cache_index[path]
-            dsap = torch.from_numpy(np.asarray(self._cache[0][index], dtype=np.float32))
-            valid = torch.from_numpy(np.asarray(self._cache[1][index]))
+            dsap = torch.from_numpy(np.array(self._cache[0][index], dtype=np.float32))
+            valid = torch.from_numpy(np.array(self._cache[1][index]))
         else:
             dsap, valid = self.warp(image, path)
         return {"dsap": self._normalise(dsap), "dsap_valid": valid}
