@@ -417,3 +417,21 @@ def test_feature_extractor_and_load_pretrained_weights(tmp_path):
     num_params, flops = compat.utils.compute_model_complexity(model, (1, 3, 128, 64))
     assert num_params == sum(p.numel() for p in model.inference_module().parameters())
     assert flops > 0
+
+
+def test_one_training_step_on_synthreid_tiny_reduces_the_loss(tmp_path):
+    """A real `synthreid_tiny_dsap` batch (estimated IUV sidecars, DSAP 16x16) through DSAEngine."""
+    from torchreid_dense.data import DenseImageDataManager
+
+    torch.manual_seed(0)
+    dm = DenseImageDataManager(root=str(tmp_path), sources="synthreid_tiny_dsap", height=64, width=32,
+                               batch_size_train=16, workers=0, train_sampler="RandomIdentitySampler",
+                               num_instances=4, use_gpu=False, dense=dict(size=16))
+    batch = next(iter(dm.train_loader))
+    assert batch["dsap"].shape == (16, 24, 3, 16, 16) and batch["dsap_valid"].any()
+    model = build_dsa_reid(dm.num_train_pids, backbone="resnet18", pretrained=False).train()
+    engine = DSAEngine(dm, model, torch.optim.Adam(model.parameters(), lr=8e-6), use_gpu=False)
+    before = engine.forward_backward(batch)
+    with torch.no_grad():
+        after, _ = engine.criterion(model(batch["img"], batch["dsap"]), batch["pid"])
+    assert after.item() < before["loss"]
