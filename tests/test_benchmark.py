@@ -146,7 +146,7 @@ def test_shipped_suites_load_from_the_repository(monkeypatch):
     quick = load_suite("configs/suites/synth.yaml", profile="quick")
     assert all(r.seeds == (0,) for r in quick.runs)
     cfg = load_config(quick.run("dsa_reid_r18").config, list(quick.run("dsa_reid_r18").opts))
-    assert (cfg.data.height, cfg.data.width, cfg.train.max_epoch, cfg.dense.dsap_size) == (64, 32, 2, 16)
+    assert (cfg.data.height, cfg.data.width, cfg.train.max_epoch, cfg.dense.dsap_size) == (64, 32, 1, 16)
 
     market = load_suite("configs/suites/market1501.yaml")
     models = {r.name: load_config(r.config, list(r.opts)).model.name for r in market.runs}
