@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
     "Pillow>=9.0",
     "tqdm>=4.60",
     "matplotlib>=3.5",
+    "numba>=0.57",  # the fused CPU kernel of warp_dsap (torch path used where it is missing)
     # torchreid 0.2.5 imports these at module import time but does not declare them.
     "scipy>=1.9",
     "h5py>=3.7",

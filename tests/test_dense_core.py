@@ -51,15 +51,16 @@ def reference_dsap(images, iuv, size, reduce):
     return out, valid
 
 
+@pytest.mark.parametrize("backend", ["torch", "kernel"])
 @pytest.mark.parametrize("reduce", ["mean", "last"])
 @pytest.mark.parametrize("size", [32, 7])
-def test_warp_dsap_matches_per_pixel_reference(reduce, size):
+def test_warp_dsap_matches_per_pixel_reference(reduce, size, backend):
     rng = np.random.default_rng(0)
     iuv = random_iuv(rng, 3, 24, 12)
     iuv[1, 0] = 0  # an all-background map
     iuv[2, 0][iuv[2, 0] == 5] = 6  # chart 5 empty in image 2
     images = torch.from_numpy(rng.integers(0, 256, size=(3, 3, 24, 12)).astype(np.uint8))
-    dsap, valid = warp_dsap(images, iuv, size=size, reduce=reduce)
+    dsap, valid = warp_dsap(images, iuv, size=size, reduce=reduce, backend=backend)
     ref, ref_valid = reference_dsap(images, iuv, size, reduce)
     assert dsap.shape == (3, NUM_CHARTS, 3, size, size) and dsap.dtype == torch.float32
     np.testing.assert_allclose(dsap.double().numpy(), ref, rtol=0, atol=1e-4)
@@ -67,6 +68,33 @@ def test_warp_dsap_matches_per_pixel_reference(reduce, size):
     assert not valid[1].any() and not valid[2, 4]
     # the all-background image is its per-channel mean everywhere
     np.testing.assert_allclose(dsap[1].numpy(), np.broadcast_to(images[1].double().mean(dim=(1, 2)).numpy()[None, :, None, None], dsap[1].shape), atol=1e-4)
+
+
+@pytest.mark.parametrize("reduce", ["mean", "last"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_warp_dsap_fused_kernel_equals_torch_path_bit_for_bit(reduce, dtype):
+    rng = np.random.default_rng(3)
+    iuv = random_iuv(rng, 4, 40, 20, p_background=0.5)
+    iuv[3] = 0
+    images = torch.from_numpy(rng.integers(0, 256, size=(4, 3, 40, 20)).astype(np.uint8))
+    images = images if dtype == torch.uint8 else images.float() * 0.37 + 0.5  # inexact float sums too
+    kern, kern_valid = warp_dsap(images, iuv, size=8, reduce=reduce, backend="kernel")
+    ref, ref_valid = warp_dsap(images, iuv, size=8, reduce=reduce, backend="torch")
+    assert kern.dtype == ref.dtype == torch.float32 and kern.shape == ref.shape
+    assert torch.equal(kern, ref) and torch.equal(kern_valid, ref_valid)
+    auto, _ = warp_dsap(images, iuv, size=8, reduce=reduce)
+    assert torch.equal(auto, ref)
+
+
+def test_warp_dsap_kernel_backend_refuses_what_it_cannot_do():
+    iuv = torch.zeros(1, 3, 4, 4)  # float IUV: torch path only
+    with pytest.raises(ValueError, match="uint8 IUV"):
+        warp_dsap(torch.zeros(1, 3, 4, 4), iuv, size=4, backend="kernel")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        warp_dsap(torch.zeros(1, 3, 4, 4), iuv, size=4, backend="cuda")
+    images = torch.rand(1, 3, 4, 4, requires_grad=True)  # autograd: auto falls back to torch
+    dsap, _ = warp_dsap(images, iuv.to(torch.uint8), size=4)
+    assert dsap.requires_grad
 
 
 def test_warp_dsap_float_inputs_and_uv_extremes():

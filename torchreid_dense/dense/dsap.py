@@ -7,12 +7,14 @@ last row/column). Cells no pixel reaches keep the image's per-channel mean.
 import torch
 from torchvision.ops import roi_align
 
+from . import dsap_kernel
 from .iuv import unpack_iuv, uv_floor
 from .parts import NUM_CHARTS
 
 __all__ = ["warp_dsap", "crop_parts"]
 
 _REDUCTIONS = ("mean", "last")
+_BACKENDS = ("auto", "torch", "kernel")
 
 
 def _float_images(images):
@@ -21,7 +23,7 @@ def _float_images(images):
     return images.float()
 
 
-def warp_dsap(images, iuv, size=32, reduce="last"):
+def warp_dsap(images, iuv, size=32, reduce="last", backend="auto"):
     """Warp images into 24 DSAP-images through their IUV maps (DSA-reID Sec. 3.1).
 
     Args:
@@ -32,6 +34,9 @@ def warp_dsap(images, iuv, size=32, reduce="last"):
             ``"last"`` (default) keeps the pixel latest in raster order, ``"mean"`` averages them
             (smoother, about twice the cost). Both are deterministic and identical on CPU and GPU
             (``"mean"`` exactly so for uint8 images).
+        backend: ``"torch"`` (any device), ``"kernel"`` (the fused single-pass Numba kernel of
+            :mod:`~torchreid_dense.dense.dsap_kernel`: CPU, uint8 IUV, uint8 or float32 images, no
+            autograd) or ``"auto"`` (the kernel where it applies, torch otherwise). Same results.
 
     Returns:
         ``(dsap [B, 24, 3, S, S] float32`` in the value scale of ``images``, ``valid [B, 24] bool)``,
@@ -50,6 +55,15 @@ def warp_dsap(images, iuv, size=32, reduce="last"):
     if iuv.dim() != 4 or images.shape[0] != iuv.shape[0] or images.shape[2:] != iuv.shape[2:]:
         raise ValueError(f"images {tuple(images.shape)} and IUV maps {tuple(iuv.shape)} must be [B, 3, H, W] "
                          "with the same B, H and W")
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    use_kernel = _kernel_applies(images, iuv)
+    if backend == "kernel" and not use_kernel:
+        raise ValueError("backend='kernel' needs numba installed (pip install numba), CPU tensors, a uint8 IUV "
+                         f"map and uint8/float32 images without autograd; got images {images.dtype} on "
+                         f"{images.device}, IUV {iuv.dtype}" + ("" if dsap_kernel.available() else ", numba missing"))
+    if use_kernel and backend != "torch":
+        return _warp_dsap_kernel(images, iuv, size, reduce)
     b, c, h, w = images.shape
     device = images.device
     cells = (NUM_CHARTS + 1) * size * size  # one extra chart collects background pixels
@@ -72,9 +86,7 @@ def warp_dsap(images, iuv, size=32, reduce="last"):
     keep = NUM_CHARTS * size * size  # drop the background chart
     filled = filled[:, :keep].view(b, NUM_CHARTS, 1, size, size)
     values = values[:, :, :keep].reshape(b, c, NUM_CHARTS, size, size).transpose(1, 2)
-    # per-image, per-channel initialisation (the float32 sum is exact for uint8 images up to 65,793 pixels)
-    mean = (images.reshape(b, c, h * w).float().sum(dim=2) / (h * w)).view(b, 1, c, 1, 1)
-    dsap = torch.where(filled, values, mean)
+    dsap = torch.where(filled, values, _channel_mean(images).view(b, 1, c, 1, 1))
     return dsap.contiguous(), filled.view(b, NUM_CHARTS, -1).any(dim=2)
 
 
@@ -100,6 +112,38 @@ def _cell_index(iuv, size):
     cols = uv_floor(v, size).clamp(0, size - 1)
     person = (labels >= 1) & (labels <= NUM_CHARTS)
     return torch.where(person, ((labels - 1) * size + rows) * size + cols, trash).view(b, h * w)
+
+
+def _channel_mean(images):
+    """Per-image, per-channel mean ``[B, C]`` float32, the value of cells no pixel reaches.
+
+    For uint8 images the sum is an exact integer (int64, or float32 up to 65,793 pixels), so every
+    way of summing gives the same bits; float images are summed in float32 the same way on both paths.
+    """
+    b, c, h, w = images.shape
+    if images.dtype == torch.uint8:
+        return images.sum(dim=(2, 3), dtype=torch.int64).float() / (h * w)
+    return images.reshape(b, c, h * w).float().sum(dim=2) / (h * w)
+
+
+def _kernel_applies(images, iuv):
+    return (dsap_kernel.available() and images.device.type == "cpu" and iuv.device.type == "cpu"
+            and iuv.dtype == torch.uint8 and images.dtype in (torch.uint8, torch.float32)
+            and not (images.requires_grad and torch.is_grad_enabled()))
+
+
+def _warp_dsap_kernel(images, iuv, size, reduce):
+    """:func:`warp_dsap` through the fused CPU kernel (same outputs as the torch path)."""
+    images_np = images.detach().contiguous().numpy()
+    iuv_np = iuv.contiguous().numpy()
+    if images.dtype == torch.uint8:  # exact integer sums, divided exactly as _channel_mean does
+        h, w = images.shape[2:]
+        mean = torch.from_numpy(dsap_kernel.channel_sums(images_np)).float() / (h * w)
+    else:
+        mean = _channel_mean(images)
+    warp = dsap_kernel.warp_last if reduce == "last" else dsap_kernel.warp_mean
+    out, valid = warp(images_np, iuv_np, mean.numpy(), size)
+    return torch.from_numpy(out), torch.from_numpy(valid)
 
 
 def crop_parts(images, iuv, size=32):
