@@ -130,6 +130,28 @@ def test_texture_wrapper_and_missing_texture(market_layout):
     assert not missing["texture_valid"].any() and float(missing["texture"].abs().sum()) == 0.0
 
 
+def test_sidecar_root_reads_textures_kept_apart(market_layout, tmp_path):
+    root, data_dir, paths = market_layout
+    ds_dir = osp.dirname(data_dir)
+    for p in paths:  # "ground truth" beside the data set: white; "pseudo" under another root: black
+        save_png(sidecar_path(ds_dir, p, "textures"), np.full((48, 32, 3), 255, dtype=np.uint8))
+    apart = tmp_path / "pseudo"
+    for p in paths[1:]:
+        rel = osp.relpath(sidecar_path(ds_dir, p, "textures"), ds_dir)
+        save_png(str(apart / rel), np.zeros((48, 32, 3), dtype=np.uint8))
+    manager = dm(root, "market1501_texture", dense=dict(texture_size=(24, 16), sidecar_root=str(apart)))
+    ds = manager.train_loader.dataset
+    assert ds.num_missing_sidecars == 1  # paths[0] has no pseudo texture: the fallback, not the ground truth
+    order = [p for p, *_ in ds.data]
+    item = ds[order.index(paths[1])]
+    assert item["texture_valid"].all()
+    np.testing.assert_allclose(item["texture"][0].numpy(), (0 - 0.485) / 0.229, atol=1e-5)
+    assert not ds[order.index(paths[0])]["texture_valid"].any()
+    assert ds.sidecar_of(paths[1]).startswith(str(apart) + osp.sep)
+    ds.configure(sidecar_root="")  # back to the data set directory
+    assert ds.num_missing_sidecars == 0 and ds.sidecar_of(paths[1]).startswith(ds_dir + osp.sep)
+
+
 def test_multi_source_keeps_sidecars(market_layout):
     root, data_dir, paths = market_layout
     add_iuv_sidecars(data_dir, paths)

@@ -245,6 +245,7 @@ def add_dense_config(cfg):
     cfg.dense.iuv_kind = "densepose"  # IUV sidecar: 'densepose' (estimated) or 'densepose_gt' (ground truth, synthetic data)
     cfg.dense.strict = False  # raise on a missing sidecar instead of the counted mean-initialised fallback
     cfg.dense.cache = False  # cache warped DSAP-images in memory instead of warping on the fly
+    cfg.dense.sidecar_root = ""  # read sidecars from <sidecar_root>/<kind>/<rel>/<stem>.png ('' = the data set dir), e.g. generate_textures --output-dir
     return cfg
 
 
@@ -440,6 +441,7 @@ def imagedata_kwargs(cfg):
             "iuv_kind": cfg.dense.iuv_kind,
             "strict": cfg.dense.strict,
             "cache": cfg.dense.cache,
+            "sidecar_root": cfg.dense.sidecar_root,
             "texture_size": tuple(cfg.san.texture_size),  # the texture wrappers' target = the SA-Dec output
         },
     }

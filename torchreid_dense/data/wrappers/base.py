@@ -42,7 +42,8 @@ class SidecarDataset:
     def __init__(self, *args, sidecar_bases=None, sidecar_options=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.sidecar_bases = list(sidecar_bases or [osp.abspath(self.dataset_dir)])
-        self.options = dict(self.default_options, norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD)
+        self.options = dict(self.default_options, norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD,
+                            sidecar_root="")
         self.options.update(sidecar_options or {})
         self._checked = None
         self._prepare()
@@ -72,12 +73,26 @@ class SidecarDataset:
                          f"({self.sidecar_bases})")
 
     def sidecar_of(self, path):
-        """Sidecar file of image ``path`` for the current options."""
-        return sidecar_path(self._base_of(path), path, self.kind)
+        """Sidecar file of image ``path`` for the current options.
+
+        With the option ``sidecar_root`` set, sidecars are read from ``<sidecar_root>/<kind>/<rel>/<stem>.png``
+        instead of ``<dataset_dir>/<kind>/...`` (e.g. pseudo textures written by
+        ``tools/generate_textures.py --output-dir`` beside a read-only data set).
+        """
+        base = self._base_of(path)
+        side = sidecar_path(base, path, self.kind)
+        root = self.options.get("sidecar_root")
+        return osp.join(osp.abspath(root), osp.relpath(side, base)) if root else side
+
+    @property
+    def sidecar_locations(self):
+        """The directories sidecars are read from (the data set directories, or ``sidecar_root``)."""
+        root = self.options.get("sidecar_root")
+        return [osp.abspath(root)] if root else list(self.sidecar_bases)
 
     def _prepare(self):
         """Count images without a sidecar, reported once per location; strict mode raises instead."""
-        key = (self.kind, bool(self.options.get("strict")))
+        key = (self.kind, bool(self.options.get("strict")), self.options.get("sidecar_root"))
         if self._checked == key:
             return
         self._checked = key
@@ -86,7 +101,7 @@ class SidecarDataset:
         self.num_missing_sidecars = len(missing)
         if not missing:
             return
-        where = ", ".join(sidecar_root(b, self.kind) for b in self.sidecar_bases)
+        where = ", ".join(sidecar_root(b, self.kind) for b in self.sidecar_locations)
         msg = (f"{type(self).__name__} ({self.mode}): {len(missing)} of {len(paths)} images have no "
                f"'{self.kind}' sidecar under {where} (first missing: {self.sidecar_of(missing[0])})")
         if self.options.get("strict"):

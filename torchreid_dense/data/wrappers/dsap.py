@@ -71,7 +71,7 @@ class DSAPDataset(SidecarDataset):
         o = self.options
         paths = [item[0] for item in self.data]
         digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:10]
-        stem = osp.join(self.sidecar_bases[0], "cache",
+        stem = osp.join(self.sidecar_locations[0], "cache",
                         f"dsap_{o['iuv_kind']}_{o['alignment']}_S{o['size']}_{self.mode}_{digest}")
         return stem + ".npy", stem + "_valid.npy", paths
 
