@@ -46,6 +46,12 @@ def _channel_sums(images, sums):
 
 
 @_jit
+def _pixel_cell(iuv, b, p, chart_lut, cell_lut, size):
+    """``(chart index, row * S + col)`` of pixel ``p`` of map ``b`` (chart -1: background)."""
+    return chart_lut[iuv[b, 0, p]], cell_lut[iuv[b, 1, p]] * size + cell_lut[iuv[b, 2, p]]
+
+
+@_jit
 def _warp_last(images, iuv, chart_lut, cell_lut, mean, out, valid):
     """Fill ``out [B, 24, C, S*S]`` with ``mean [B, C]``, then the last pixel in raster order wins."""
     batch, channels, pixels = images.shape
@@ -58,10 +64,9 @@ def _warp_last(images, iuv, chart_lut, cell_lut, mean, out, valid):
                 for cell in range(cells):
                     out[b, chart, k, cell] = value
         for p in range(pixels):
-            chart = chart_lut[iuv[b, 0, p]]
+            chart, cell = _pixel_cell(iuv, b, p, chart_lut, cell_lut, size)
             if chart < 0:
                 continue
-            cell = cell_lut[iuv[b, 1, p]] * size + cell_lut[iuv[b, 2, p]]
             for k in range(channels):
                 out[b, chart, k, cell] = images[b, k, p]
             valid[b, chart] = True
@@ -78,10 +83,9 @@ def _warp_mean(images, iuv, chart_lut, cell_lut, mean, out, counts, valid):
     size = int(np.sqrt(cells) + 0.5)
     for b in range(batch):
         for p in range(pixels):
-            chart = chart_lut[iuv[b, 0, p]]
+            chart, cell = _pixel_cell(iuv, b, p, chart_lut, cell_lut, size)
             if chart < 0:
                 continue
-            cell = cell_lut[iuv[b, 1, p]] * size + cell_lut[iuv[b, 2, p]]
             for k in range(channels):
                 out[b, chart, k, cell] += np.float32(images[b, k, p])
             counts[b, chart, cell] += 1
