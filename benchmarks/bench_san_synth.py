@@ -12,7 +12,7 @@ Then prints the table (mean +- std over seeds), SAN-PG's held-out texture L1 and
 times. Resumable like every benchmark suite (finished jobs and written textures are kept).
 
     python benchmarks/bench_san_synth.py --output log/benchmark/san_synth [--data-root reid-data] \
-        [--profile evidence|quick] [--seeds 0 1 2]
+        [--profile evidence|quick] [--seeds 0 1 2] [--opts KEY VALUE ...]
 """
 import argparse
 import glob
@@ -52,6 +52,8 @@ def main():
     parser.add_argument("--data-root", default="reid-data", help="data.root (SynthReID small is generated there)")
     parser.add_argument("--profile", default="evidence", help="a profile of the suite (evidence, quick)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                        help="config overrides for every job, e.g. data.transforms \"['random_flip', 'random_erase']\"")
     args = parser.parse_args()
 
     sys.path.insert(0, HERE)
@@ -65,7 +67,7 @@ def main():
     common = ["--suite", SUITE, "--profile", args.profile, "--output", output, "--no-latency"]
     if args.seeds:
         common += ["--seeds", *map(str, args.seeds)]
-    opts = ["--opts", "data.root", root, "san.pit_root", osp.join(root, "synthreid", "small_s0")]
+    opts = ["--opts", "data.root", root, "san.pit_root", osp.join(root, "synthreid", "small_s0"), *args.opts]
     py = sys.executable
 
     run([py, "tools/benchmark.py", *common, "--only", "san_pg_r18", *opts])
