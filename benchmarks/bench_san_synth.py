@@ -15,7 +15,6 @@ times. Resumable like every benchmark suite (finished jobs and written textures 
         [--profile evidence|quick] [--seeds 0 1 2] [--opts KEY VALUE ...]
 """
 import argparse
-import glob
 import os.path as osp
 import re
 import subprocess
@@ -32,17 +31,11 @@ def run(cmd):
     subprocess.run(cmd, check=True, cwd=HERE)
 
 
-def last_checkpoint(job_dir):
-    ckpts = glob.glob(osp.join(job_dir, "model", "model.pth.tar-*"))
-    if not ckpts:
-        raise FileNotFoundError(f"no checkpoint under {job_dir}/model: did SAN-PG finish?")
-    return max(ckpts, key=lambda p: int(p.rsplit("-", 1)[1]))
-
-
 def last_match(pattern, path):
     if not osp.exists(path):
         return None
-    found = pattern.findall(open(path, encoding="utf-8", errors="replace").read())
+    with open(path, encoding="utf-8", errors="replace") as f:
+        found = pattern.findall(f.read())
     return found[-1] if found else None
 
 
@@ -57,6 +50,7 @@ def main():
     args = parser.parse_args()
 
     sys.path.insert(0, HERE)
+    from torchreid_dense.benchmark.runner import last_checkpoint
     from torchreid_dense.benchmark.suite import load_suite
 
     suite = load_suite(SUITE, profile=args.profile)
@@ -75,7 +69,10 @@ def main():
     size = [k for key in ("data.height", "data.width") if key in pg_opts for k in (key, str(pg_opts[key]))]
     for seed in seeds:
         job = osp.join(output, "san_pg_r18", f"seed{seed}")
-        run([py, "tools/generate_textures.py", "--config-file", pg_run.config, "--weights", last_checkpoint(job),
+        weights = last_checkpoint(job)
+        if not weights:
+            raise SystemExit(f"no SAN-PG checkpoint under {job}/model: did step 1 finish? (see {job}/log.txt)")
+        run([py, "tools/generate_textures.py", "--config-file", pg_run.config, "--weights", weights,
              "--dataset", "synthreid", "--root", root, "--output-dir", osp.join(job, "pseudo"), "--no-progress",
              *size])
     run([py, "tools/benchmark.py", *common, "--only", "resnet18", "san_r18", "san_r18_gt", "san_enc_r18", *opts])
