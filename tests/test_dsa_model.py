@@ -316,6 +316,22 @@ def test_dsa_loss_matches_numpy_reference_and_weights():
     assert plain["loss_id_fg"].item() == pytest.approx(ce, abs=1e-6)
 
 
+def test_dsa_part_id_reduction_sum_weighs_each_part():
+    g = torch.Generator().manual_seed(5)
+    k, pids = 4, torch.tensor([0, 0, 1, 1, 3, 3])
+    logits_fl = torch.randn(6, 8, k, generator=g)
+    out = {"logits_fl": logits_fl, "z_l": torch.randn(6, 16, generator=g), "logits_zl": torch.randn(6, k, generator=g)}
+    y = pids.numpy()
+    per_part = [_ref_ce(logits_fl[:, i].double().numpy(), y, k) for i in range(8)]
+    _, mean_parts = DSALoss(k, branches="local")(out, pids)
+    total, sum_parts = DSALoss(k, branches="local", part_id_reduction="sum", weight_triplet=0, weight_id_fused=0)(out, pids)
+    assert mean_parts["loss_id_fl"].item() == pytest.approx(float(np.mean(per_part)), abs=1e-5)
+    assert sum_parts["loss_id_fl"].item() == pytest.approx(float(np.sum(per_part)), abs=1e-4)
+    assert total.item() == pytest.approx(0.5 * float(np.sum(per_part)), abs=1e-4)  # 0.5 on every part
+    with pytest.raises(ValueError, match="part_id_reduction"):
+        DSALoss(k, part_id_reduction="max")
+
+
 def test_dsa_loss_branch_variants_and_errors():
     out, pids = _crafted_outputs(), torch.tensor([0, 0, 1, 1])
     _, parts = DSALoss(3, branches="global")(out, pids)
@@ -383,7 +399,7 @@ def test_engine_test_uses_mf_feature_and_fused_ablation():
 def test_engine_from_config_reads_its_keys():
     cfg = CfgNode()
     cfg.use_gpu = False
-    cfg.dsa = CfgNode(dict(weight_id_mf=0.25, weight_triplet=1.0, weight_id_fused=2.0))
+    cfg.dsa = CfgNode(dict(weight_id_mf=0.25, weight_triplet=1.0, weight_id_fused=2.0, part_id_reduction="sum"))
     cfg.loss = CfgNode(dict(softmax=CfgNode(dict(label_smooth=False)), triplet=CfgNode(dict(margin=0.5))))
     cfg.train = CfgNode(dict(amp="", channels_last=False, checkpoint_every=0))
     model = build_dsa_reid(3, backbone="resnet18", pretrained=False, branches="local")
@@ -393,7 +409,7 @@ def test_engine_from_config_reads_its_keys():
     c = engine.criterion
     assert (c.weight_id_mf, c.weight_triplet, c.weight_id_fused) == (0.25, 1.0, 2.0)
     assert c.criterion_id.eps == 0 and c.criterion_triplet.margin == 0.5
-    assert c.branches == "local"
+    assert c.branches == "local" and c.part_id_reduction == "sum"
 
 
 # ---------------------------------------------------------------- torchreid utilities

@@ -74,6 +74,32 @@ def test_training_and_eval_outputs():
         assert model.predict_texture(imgs).shape == (4, 3) + TEX
 
 
+def test_id_heads_bnneck_and_linear():
+    imgs = torch.randn(4, 3, H, W)
+    bnneck, linear = small_san(id_head="bnneck").train(), small_san(id_head="linear").train()
+    out = bnneck(imgs)
+    # BNNeck: logits = FC(BN(f)) with the batch statistics in training, no FC bias, BN shift frozen at 0
+    f = out["feature"]
+    bn_f = (f - f.mean(0)) / torch.sqrt(f.var(0, unbiased=False) + bnneck.classifier.bn.eps)
+    torch.testing.assert_close(out["logits"], bn_f @ bnneck.classifier.fc.weight.t(), rtol=1e-4, atol=1e-5)
+    assert bnneck.classifier.fc.bias is None and not bnneck.classifier.bn.bias.requires_grad
+    # the paper's head: logits = W f + b
+    out = linear(imgs)
+    torch.testing.assert_close(out["logits"], torch.nn.functional.linear(out["feature"], linear.classifier.weight,
+                                                                         linear.classifier.bias))
+    # inference is the encoder alone for both (same weights, same f): the head adds no test-time cost
+    linear.encoder.load_state_dict(bnneck.encoder.state_dict())
+    with torch.no_grad():
+        assert torch.equal(bnneck.eval()(imgs), linear.eval()(imgs))
+    # texture_only runs the encoder and decoder alone: the BNNeck's statistics stay untouched
+    bnneck.train()
+    before = bnneck.classifier.bn.running_mean.clone()
+    assert bnneck(imgs, texture_only=True).shape == (4, 3) + TEX
+    assert torch.equal(bnneck.classifier.bn.running_mean, before)
+    with pytest.raises(KeyError, match="id_head"):
+        small_san(id_head="arcface")
+
+
 def test_san_pg_returns_texture_in_both_modes():
     torch.manual_seed(0)
     pg = MODELS.get("san_pg_r18")(0, pretrained=False, texture_size=TEX, decoder_widths=FAST_WIDTHS)
@@ -231,7 +257,7 @@ def test_pit_batch_gives_no_id_or_triplet_gradient():
     loss, parts = crit(model(imgs), rec_target=target, pit=True)
     assert set(parts) == {"loss_rec"}
     loss.backward()
-    assert model.classifier.weight.grad is None and model.classifier.bias.grad is None
+    assert all(p.grad is None for p in model.classifier.parameters())
     assert model.encoder.conv1.weight.grad.abs().sum() > 0
     assert model.decoder.to_texture.weight.grad.abs().sum() > 0
     # a re-ID batch does reach the classifier, with all four terms
@@ -240,7 +266,7 @@ def test_pit_batch_gives_no_id_or_triplet_gradient():
     loss, parts = crit(model(imgs), pids, target, torch.ones(4, 1, *TEX, dtype=torch.bool))
     assert set(parts) == {"loss_rec", "loss_id", "loss_triplet", "loss_tr"}
     loss.backward()
-    assert model.classifier.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in model.classifier.parameters() if p.requires_grad)
 
 
 def test_san_loss_weights_and_tr_reduction():
@@ -357,7 +383,8 @@ def test_san_engine_step_reduces_loss_on_its_batch():
 
     before = batch_loss()
     summary = engine.forward_backward(batch)
-    assert set(summary) == {"loss", "acc", "loss_id", "loss_triplet", "loss_rec", "loss_tr"}
+    assert set(summary) == {"loss", "acc", "loss_id", "loss_triplet", "loss_rec", "loss_tr", "no_texture"}
+    assert summary["no_texture"] == 0.0  # every image of the batch has its texture
     assert summary["loss"] == pytest.approx(before, rel=1e-5)
     assert summary["loss"] == pytest.approx(0.5 * summary["loss_id"] + 1.5 * summary["loss_triplet"]
                                             + summary["loss_rec"] + summary["loss_tr"], rel=1e-5)
@@ -393,11 +420,11 @@ def test_pit_step_leaves_classifier_untouched(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     engine = SANEngine(_stub_datamanager(_reid_batch(), 4), model, opt, use_gpu=False,
                        pit_loader=build_pit_loader(tmp_path, H, W, TEX, batch_size=2))
-    cls_before = model.classifier.weight.detach().clone()
+    cls_before = {k: v.clone() for k, v in model.classifier.state_dict().items()}
     enc_before = model.encoder.conv1.weight.detach().clone()
     out = engine.pit_step()
     assert out["loss_pit_rec"] > 0
-    assert torch.equal(model.classifier.weight, cls_before)
+    assert all(torch.equal(v, cls_before[k]) for k, v in model.classifier.state_dict().items())
     assert not torch.equal(model.encoder.conv1.weight, enc_before)
 
 
@@ -415,13 +442,13 @@ def test_load_san_pg_weights_round_trip(tmp_path):
         p.data.add_(0.01)
     path = _save_pg(tmp_path, pg, prefix="module.")
     model = small_san(4)
-    cls_before = model.classifier.weight.detach().clone()
+    cls_before = {k: v.clone() for k, v in model.classifier.state_dict().items()}
     report = load_san_pg_weights(model, path, verbose=False)
     assert len(report["loaded"]) == len([k for k in model.state_dict() if k.startswith(("encoder.", "decoder."))])
-    assert report["kept"] == ["classifier.weight", "classifier.bias"] and report["ignored"] == []
+    assert report["kept"] == ["classifier." + k for k in model.classifier.state_dict()] and report["ignored"] == []
     for k, v in pg.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
-    assert torch.equal(model.classifier.weight, cls_before)
+    assert all(torch.equal(v, cls_before[k]) for k, v in model.classifier.state_dict().items())
     imgs = torch.randn(2, 3, H, W)
     with torch.no_grad():
         torch.testing.assert_close(model.eval().predict_texture(imgs), pg.eval()(imgs))
@@ -455,7 +482,11 @@ def test_engines_from_config_and_san_pg_test(tmp_path):
     assert isinstance(pg_engine.datamanager, PITDataManager)
     batch = next(iter(pg_engine.train_loader))
     assert set(pg_engine.forward_backward(batch)) == {"loss_rec"}
-    l1 = pg_engine.test()
+    assert pg_engine.test() == 0.0  # the "rank1" torchreid's run stores: SAN-PG has none
+    l1 = pg_engine.last_metrics["pit_val"]["texture_l1"]
+    state = pg_engine.checkpoint_state(epoch=1, batch=0)  # the held-out L1 in fields of its own
+    assert state["rank1"] == 0.0 and state["texture_l1"] == l1
+    assert state["texture_l1_pixel"] == pg_engine.last_metrics["pit_val"]["texture_l1_pixel"]
     val = pg_engine.datamanager.val_loader
     assert len(val.dataset) == 2  # 1 of 4 textures held out (san.pit_val_fraction default 0.1, at least 1)
     res = evaluate_texture_l1(pg, val, STD)
@@ -485,9 +516,10 @@ def test_model_kwargs_from_config():
     from torchreid_dense.models.san import san_cfg_kwargs
 
     cfg = _cfg("")
-    cfg.san.texture_size, cfg.san.decoder_widths = [], []
+    cfg.san.texture_size, cfg.san.decoder_widths, cfg.san.id_head = [], [], ""
     assert san_cfg_kwargs(cfg) == {}
     cfg.san.texture_size = [256, 256]
     cfg.san.decoder_widths = [16, 16, 8, 8]
-    assert san_cfg_kwargs(cfg) == {"texture_size": (256, 256), "decoder_widths": (16, 16, 8, 8)}
+    cfg.san.id_head = "linear"
+    assert san_cfg_kwargs(cfg) == {"texture_size": (256, 256), "decoder_widths": (16, 16, 8, 8), "id_head": "linear"}
     assert MODELS.meta("san")["cfg_kwargs"] is san_cfg_kwargs

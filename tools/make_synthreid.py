@@ -1,10 +1,11 @@
 """Generate the SynthReID data set (Market-1501 layout with dense-semantics sidecars).
 
     python tools/make_synthreid.py --root DIR --preset {tiny,small,full} --seed N [--workers K]
-                                   [--height H --width W] [--force]
+                                   [--height H --width W] [--misalignment M] [--force]
 
-Writes ``DIR/synthreid/<preset>_s<seed>/`` (``_<H>x<W>`` appended for a non-default size); the
-files depend only on the preset, size and seed, not on ``--workers``.
+Writes ``DIR/synthreid/<preset>_s<seed>/`` (``_<H>x<W>`` appended for a non-default size, ``_m<M>`` for a
+non-default misalignment); the files depend only on the preset, size, misalignment and seed, not on
+``--workers``.
 """
 import argparse
 import os
@@ -21,13 +22,16 @@ def build_parser():
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="rendering processes")
     p.add_argument("--height", type=int, default=None, help="image height (default 128)")
     p.add_argument("--width", type=int, default=None, help="image width (default 64)")
+    p.add_argument("--misalignment", type=float, default=None,
+                   help="scale of pose/viewpoint spread, box jitter and occluder odds (default 1: the preset's)")
     p.add_argument("--force", action="store_true", help="replace an existing directory")
     return p
 
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
-    config = make_config(a.preset, height=a.height, width=a.width)
+    extra = {} if a.misalignment is None else {"misalignment": a.misalignment}
+    config = make_config(a.preset, height=a.height, width=a.width, **extra)
     out = dataset_dir(a.root, a.preset, a.seed, config)
     if a.force or not os.path.exists(out):
         path = generate_dataset(a.root, a.preset, a.seed, workers=a.workers, config=config, force=a.force)

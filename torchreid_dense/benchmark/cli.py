@@ -36,7 +36,7 @@ def benchmark(suite, output, seeds=None, extra_opts=(), in_process=False, thread
     results = [r for r in load_results(output) if r.get("run") in names and r.get("suite") == suite.name]
     if any(r.get("report", True) for r in results):
         title = f"Benchmark suite '{suite.name}'" + (f" (profile {suite.profile})" if suite.profile else "")
-        summary["report"] = write_report(output, results, order=names, title=title)
+        summary["report"] = write_report(output, results, order=names, title=title, deltas=suite.deltas)
     return summary
 
 

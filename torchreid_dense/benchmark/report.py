@@ -23,6 +23,8 @@ __all__ = [
     "format_table",
     "plot_results",
     "write_report",
+    "paired_deltas",
+    "format_deltas",
     "TABLE_COLUMNS",
     "REPORT_FILES",
 ]
@@ -198,7 +200,43 @@ def plot_results(rows, path, title=""):
         fig.savefig(f, format="png", dpi=120)
 
 
-def write_report(output, results, order=None, title=""):
+def paired_deltas(results, deltas, metrics=("mAP", "rank1")):
+    """Per delta ``(name, plus, minus)``: ``plus - minus`` seed by seed (seeds both finished), summarised.
+
+    Returns:
+        list of dict: ``name``, ``plus``, ``minus``, ``seeds`` (paired), and per metric a :func:`summarize` of
+        the paired differences in percentage points (None without a common seed).
+    """
+    by_run = {}
+    for result in results:
+        by_run.setdefault(result.get("run"), {})[result.get("seed")] = _target_metrics(result)[1]
+    out = []
+    for name, plus, minus in deltas:
+        a, b = by_run.get(plus, {}), by_run.get(minus, {})
+        seeds = sorted(s for s in a if s in b)
+        row = {"name": name, "plus": plus, "minus": minus, "seeds": seeds}
+        for metric in metrics:
+            row[metric] = summarize([100.0 * (a[s][metric] - b[s][metric]) for s in seeds
+                                     if metric in a[s] and metric in b[s]])
+        out.append(row)
+    return out
+
+
+def format_deltas(rows, metrics=(("mAP", "mAP"), ("rank1", "R1"))):
+    """Markdown table of :func:`paired_deltas` (mean ± sample std over the paired seeds, percentage points)."""
+    lines = ["| Delta | plus - minus | " + " | ".join(f"{label} (pp)" for _, label in metrics) + " | Seeds |",
+             "|---|---|" + "---:|" * len(metrics) + "---|"]
+    for row in rows:
+        cells = []
+        for metric, _ in metrics:
+            s = row[metric]
+            cells.append("-" if s is None else f"{s['mean']:+.1f}" + (f" ± {s['std']:.1f}" if s["n"] > 1 else ""))
+        lines.append(f"| {row['name']} | {row['plus']} - {row['minus']} | " + " | ".join(cells)
+                     + f" | {', '.join(map(str, row['seeds'])) or '-'} |")
+    return "\n".join(lines)
+
+
+def write_report(output, results, order=None, title="", deltas=()):
     """Write ``results.md``, ``results.csv``, ``results.json`` and ``results.png`` into ``output``.
 
     Args:
@@ -206,6 +244,7 @@ def write_report(output, results, order=None, title=""):
         results (list of dict): result.json contents (see :func:`load_results`).
         order (list of str, optional): run names in table order.
         title (str): heading of the Markdown file and the chart.
+        deltas: the suite's ``(name, plus, minus)`` deltas, tabulated under the main table.
 
     Returns:
         dict: ``rows`` (:func:`aggregate`), ``table`` (Markdown) and the written ``paths`` by kind.
@@ -213,6 +252,9 @@ def write_report(output, results, order=None, title=""):
     os.makedirs(output, exist_ok=True)
     rows = aggregate(results, order)
     table = format_table(rows)
+    delta_rows = paired_deltas(results, deltas) if deltas else []
+    if delta_rows:
+        table += "\n\nPaired deltas (per seed, then mean ± std over the paired seeds):\n\n" + format_deltas(delta_rows)
     notes = _notes(rows)
     paths = {kind: osp.join(output, name) for kind, name in REPORT_FILES.items()}
     with atomic_write(paths["md"], "w") as f:
@@ -220,7 +262,7 @@ def write_report(output, results, order=None, title=""):
     with atomic_write(paths["csv"], "w") as f:
         csv.writer(f, lineterminator="\n").writerows(_csv_rows(rows))
     with atomic_write(paths["json"], "w") as f:
-        json.dump({"title": title, "rows": rows, "notes": notes, "results": results}, f, indent=1)
+        json.dump({"title": title, "rows": rows, "deltas": delta_rows, "notes": notes, "results": results}, f, indent=1)
         f.write("\n")
     plot_results(rows, paths["png"], title)
     return {"rows": rows, "table": table, "paths": paths}

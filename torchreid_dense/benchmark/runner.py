@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 from ..utils.io import atomic_write
-from .suite import PLACEHOLDER
+from .suite import PLACEHOLDER, SUITE_PLACEHOLDER
 
 __all__ = [
     "Job",
@@ -215,6 +215,8 @@ def subprocess_job(spec):
 def _resolver(job):
     def resolve(match):
         name, what = match.groups()
+        if name == SUITE_PLACEHOLDER and what == "dir":
+            return osp.dirname(osp.dirname(job.out_dir))  # <output>/<run>/seed<k> -> <output>
         dep = job.dep(name)
         if what == "dir":
             return dep.out_dir

@@ -21,6 +21,8 @@ A suite file (``configs/suites/<name>.yaml``)::
         config: configs/san_synth.yaml
         depends_on: [san_pg_r18]        # trained after san_pg_r18 (same seed, else its first seed)
         opts: {san.init_weights: "{san_pg_r18.checkpoint}"}
+    deltas:                             # optional: paired differences reported with their spread
+      - {name: DSAG guidance, plus: dsa_reid, minus: mf_alone}   # plus - minus, seed by seed
     profiles:                           # optional named variants (tools/benchmark.py --profile quick)
       quick:
         seeds: [0]
@@ -28,7 +30,8 @@ A suite file (``configs/suites/<name>.yaml``)::
         runs: {san_pg_r18: {opts: {train.max_epoch: 2}, seeds: [0]}}
 
 Opt values may name a dependency's outputs: ``{<run>.dir}`` (its job directory) and
-``{<run>.checkpoint}`` (the last checkpoint it saved), resolved when the job starts. Later
+``{<run>.checkpoint}`` (the last checkpoint it saved), resolved when the job starts; ``{suite.dir}`` is the
+suite's output directory (e.g. for files a driver writes there before the runs that read them). Later
 overrides win: config file < ``defaults.opts`` < run ``opts`` < profile ``opts`` < profile run
 ``opts`` < command-line opts; ``train.seed`` and ``data.save_dir`` belong to the runner.
 """
@@ -47,12 +50,15 @@ __all__ = [
     "opts_to_list",
     "placeholders",
     "RUNNER_KEYS",
+    "SUITE_PLACEHOLDER",
 ]
 
 RUNNER_KEYS = ("train.seed", "data.save_dir")  # set per job by the runner, not by a suite
+SUITE_PLACEHOLDER = "suite"  # {suite.dir}: the suite's output directory (no run may be named so)
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+?)\.(dir|checkpoint)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles"}
+_SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles", "deltas"}
+_DELTA_KEYS = {"name", "plus", "minus"}
 _DEFAULT_KEYS = {"seeds", "opts", "target"}
 _RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target"}
 _PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
@@ -98,6 +104,7 @@ class Suite:
     runs: tuple = ()
     profile: str = ""
     profiles: tuple = field(default_factory=tuple)
+    deltas: tuple = ()  # ((name, plus run, minus run), ...)
 
     def run(self, name):
         """The run called ``name`` (KeyError listing the known ones)."""
@@ -121,7 +128,7 @@ class Suite:
                 keep.add(name)
                 todo.extend(self.run(name).depends_on)
         return Suite(self.name, self.path, self.description, tuple(r for r in self.runs if r.name in keep),
-                     self.profile, self.profiles)
+                     self.profile, self.profiles, self.deltas)
 
 
 def _fmt_value(value):
@@ -282,6 +289,8 @@ def load_suite(path, profile=None):
             raise SuiteError(f"{where}: 'name' must be a word of letters, digits, '_', '-', '.', got {run_name!r}")
         if run_name in names:
             raise SuiteError(f"{where}: run name '{run_name}' is used twice")
+        if run_name == SUITE_PLACEHOLDER:
+            raise SuiteError(f"{where}: the run name '{SUITE_PLACEHOLDER}' is reserved ({{suite.dir}} placeholders)")
         names.add(run_name)
         where = f"{path}: run '{run_name}'"
         override = prof_runs.get(run_name) or {}
@@ -317,10 +326,28 @@ def load_suite(path, profile=None):
             if dep == run.name:
                 raise SuiteError(f"{path}: run '{run.name}' depends on itself")
         for dep, _ in placeholders(run.opts):
+            if dep == SUITE_PLACEHOLDER:
+                continue
             if dep not in run.depends_on:
                 raise SuiteError(
                     f"{path}: run '{run.name}' uses '{{{dep}.…}}' in its opts but does not declare "
                     f"depends_on: [{dep}]"
                 )
     return Suite(name=str(name), path=path, description=str(data.get("description") or "").strip(),
-                 runs=_order(runs, path), profile=profile or "", profiles=tuple(sorted(profiles)))
+                 runs=_order(runs, path), profile=profile or "", profiles=tuple(sorted(profiles)),
+                 deltas=_deltas(data.get("deltas"), names, path))
+
+
+def _deltas(entries, names, path):
+    """``((name, plus, minus), ...)`` of the suite's ``deltas`` list, each naming two runs."""
+    out = []
+    for i, entry in enumerate(entries or []):
+        where = f"{path}: deltas[{i}]"
+        if not isinstance(entry, dict):
+            raise SuiteError(f"{where}: expected {{name, plus, minus}}, got {entry!r}")
+        _check_keys(entry, _DELTA_KEYS, where)
+        missing = [k for k in ("plus", "minus") if entry.get(k) not in names]
+        if missing:
+            raise SuiteError(f"{where}: {missing} must name runs of the suite; runs: {sorted(names)}")
+        out.append((str(entry.get("name") or f"{entry['plus']} - {entry['minus']}"), entry["plus"], entry["minus"]))
+    return tuple(out)

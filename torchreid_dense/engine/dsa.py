@@ -26,6 +26,7 @@ class DSAEngine(DenseEngine):
         weight_id_mf, weight_triplet, weight_id_fused (float): loss weights (paper: 0.5, 1.5, 1.0).
         label_smooth (bool): label smoothing of the ID losses.
         margin (float): triplet margin.
+        part_id_reduction (str): ``'mean'`` or ``'sum'`` of the 8 part ID losses (see :class:`DSALoss`).
         amp, channels_last, checkpoint_every: see :meth:`DenseEngineMixin.setup_dense`.
     """
 
@@ -41,6 +42,7 @@ class DSAEngine(DenseEngine):
         weight_id_fused=1.0,
         label_smooth=True,
         margin=0.3,
+        part_id_reduction="mean",
         amp="",
         channels_last=False,
         checkpoint_every=0,
@@ -58,6 +60,7 @@ class DSAEngine(DenseEngine):
             label_smooth=label_smooth,
             margin=margin,
             branches=getattr(unwrap(model), "branches", "both"),
+            part_id_reduction=part_id_reduction,
             use_gpu=self.use_gpu,
         )
         self._eval_dsap = None
@@ -66,7 +69,7 @@ class DSAEngine(DenseEngine):
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
         """Build from a yacs config: ``dsa.weight_id_mf``, ``dsa.weight_triplet``, ``dsa.weight_id_fused``,
-        ``loss.softmax.label_smooth``, ``loss.triplet.margin``, ``use_gpu`` and
+        ``dsa.part_id_reduction``, ``loss.softmax.label_smooth``, ``loss.triplet.margin``, ``use_gpu`` and
         ``train.amp/channels_last/checkpoint_every``."""
         return cls(
             datamanager,
@@ -79,6 +82,7 @@ class DSAEngine(DenseEngine):
             weight_id_fused=cfg.dsa.weight_id_fused,
             label_smooth=cfg.loss.softmax.label_smooth,
             margin=cfg.loss.triplet.margin,
+            part_id_reduction=cfg.dsa.part_id_reduction,
             **cls.dense_kwargs(cfg),
         )
 

@@ -11,13 +11,17 @@ __all__ = ["DSALoss"]
 # branches -> the feature branches whose terms are computed ('g' global, 'l' part-aware/local).
 _BRANCHES = {"both": ("g", "l"), "global": ("g",), "local": ("l",)}
 
+# part_id_reduction -> how the 8 part ID losses ID(fL,i) become one term: 'mean' weighs all parts together by
+# weight_id_mf, 'sum' weighs each part by weight_id_mf (the literal reading of Sec. 4.2's 0.5)
+_PART_REDUCTIONS = ("mean", "sum")
+
 
 @LOSSES.register("dsa")
 class DSALoss(nn.Module):
-    r"""``L = w_mf (ID(fG) + mean_i ID(fL,i)) + w_tri (Tri(zG) + Tri(zL)) + w_fused (ID(zG) + ID(zL))``.
+    r"""``L = w_mf (ID(fG) + R_i ID(fL,i)) + w_tri (Tri(zG) + Tri(zL)) + w_fused (ID(zG) + ID(zL))``.
 
-    Sec. 3.2.4: ID loss on the MF-Stream's fG and on each part feature fL,i (i = 1..8, averaged
-    over the 8 parts); ID loss and batch-hard triplet loss on the fused zG and zL. Paper weights
+    Sec. 3.2.4: ID loss on the MF-Stream's fG and on each part feature fL,i (i = 1..8, reduced over
+    the 8 parts by ``R`` = mean or sum, ``part_id_reduction``); ID loss and batch-hard triplet loss on the fused zG and zL. Paper weights
     (Sec. 4.2): 0.5 (ID on MF features), 1.5 (triplet), 1.0 (ID on fused features). The ID loss is
     torchreid's label-smoothed cross entropy, the triplet loss the plugin's vectorised
     :class:`BatchHardTripletLoss` (torchreid's definition), mined over the whole global P x K batch
@@ -33,6 +37,8 @@ class DSALoss(nn.Module):
         margin (float): triplet margin (paper: 0.3).
         branches (str): ``'both'``, ``'global'`` or ``'local'``: the terms of the branches the model
             has (Table 3 DSA-Global/Local (Single)).
+        part_id_reduction (str): ``'mean'`` (the 8 part ID losses weigh ``weight_id_mf`` together) or
+            ``'sum'`` (each part weighs ``weight_id_mf``, the literal reading of the paper's 0.5).
         use_gpu (bool): passed to torchreid's CrossEntropyLoss (puts its targets on the GPU).
 
     ``forward(outputs, pids)`` takes the training dict of :class:`~torchreid_dense.models.dsa_reid.DSAReID`
@@ -49,6 +55,7 @@ class DSALoss(nn.Module):
         label_smooth=True,
         margin=0.3,
         branches="both",
+        part_id_reduction="mean",
         use_gpu=False,
     ):
         super().__init__()
@@ -58,6 +65,9 @@ class DSALoss(nn.Module):
             raise ValueError(f"DSA loss weights must be >= 0; got {negative}")
         if branches not in _BRANCHES:
             raise ValueError(f"unknown branches '{branches}'; choose one of {sorted(_BRANCHES)}")
+        if part_id_reduction not in _PART_REDUCTIONS:
+            raise ValueError(f"part_id_reduction must be one of {_PART_REDUCTIONS}; got '{part_id_reduction}'")
+        self.part_id_reduction = part_id_reduction
         self.weight_id_mf = float(weight_id_mf)
         self.weight_triplet = float(weight_triplet)
         self.weight_id_fused = float(weight_id_fused)
@@ -88,9 +98,10 @@ class DSALoss(nn.Module):
         return self.criterion_id(logits.float(), pids)
 
     def part_id_loss(self, logits, pids):
-        """Mean over the parts of the ID losses of ``[B, P, K]`` part logits (one row per image and part)."""
+        """Mean (or sum, ``part_id_reduction``) over the parts of the ID losses of ``[B, P, K]`` part logits."""
         b, p, k = logits.shape
-        return self.criterion_id(logits.float().reshape(b * p, k), pids.repeat_interleave(p))
+        mean = self.criterion_id(logits.float().reshape(b * p, k), pids.repeat_interleave(p))
+        return mean * p if self.part_id_reduction == "sum" else mean
 
     def triplet_loss(self, features, pids):
         """Batch-hard triplet loss on ``[B, D]`` features, in fp32, over the global batch under DDP."""

@@ -16,6 +16,7 @@ __all__ = [
     "make_grouped_stage",
     "GroupedLinear",
     "TwoFCClassifier",
+    "BNNeckClassifier",
     "init_conv_bn",
 ]
 
@@ -205,3 +206,25 @@ class TwoFCClassifier(nn.Module):
         h = self.relu(self.bn(h.reshape(b, -1))).reshape(b, self.groups, -1)
         out = self.fc2(h)
         return out[:, 0] if self.groups == 1 else out
+
+
+class BNNeckClassifier(nn.Module):
+    """BNNeck ID classifier (Luo et al., "Bag of Tricks", CVPRW 2019): BN on the feature, then a bias-free FC.
+
+    The triplet loss stays on the feature before the BN and the ID loss sees the normalised one, so the two
+    losses stop pulling one embedding in two directions. The BN's shift is frozen at 0 (as in the strong
+    baseline) and the FC starts at std 0.001.
+    """
+
+    def __init__(self, in_features, num_classes):
+        super().__init__()
+        self.in_features, self.out_features = in_features, num_classes
+        self.bn = nn.BatchNorm1d(in_features)
+        self.bn.bias.requires_grad_(False)
+        self.fc = nn.Linear(in_features, num_classes, bias=False)
+        nn.init.ones_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+        nn.init.normal_(self.fc.weight, 0.0, 0.001)
+
+    def forward(self, x):
+        return self.fc(self.bn(x))

@@ -94,12 +94,16 @@ def sample_shape(rng):
     )
 
 
-def sample_pose(rng, stride=None):
-    """A random walking pose; ``stride`` (0..1) fixes the swing amplitude, else it is random."""
+def sample_pose(rng, stride=None, spread=1.0):
+    """A random walking pose; ``stride`` (0..1) fixes the swing amplitude, else it is random.
+
+    ``spread`` scales the pose variation (swing amplitude above the minimum, lean): 0 = everyone stands
+    still, 1 = the default walk; the draws are the same whatever its value.
+    """
     stride = rng.uniform(0.15, 1.0) if stride is None else stride
-    leg = 0.08 + 0.42 * stride
+    leg = 0.08 + 0.42 * min(1.0, stride * spread)
     return Pose(phase=rng.uniform(0, 2 * np.pi), leg_swing=leg, arm_swing=leg * rng.uniform(0.6, 1.0),
-                abduction=rng.uniform(0.05, 0.16), lean=rng.uniform(0.0, 0.06))
+                abduction=rng.uniform(0.05, 0.16), lean=rng.uniform(0.0, 0.06) * spread)
 
 
 def _rot_y(angle):

@@ -67,16 +67,19 @@ class View:
     noise: float
 
 
-def sample_view(rng, style, height, width, jitter=1.0):
+def sample_view(rng, style, height, width, jitter=1.0, yaw_spread=1.0):
     """Draw one view of ``style`` for an output image of ``height x width``.
 
-    ``jitter`` scales the detector's box scale/offset errors (0 = a perfect box).
+    ``jitter`` scales the detector's box scale/offset errors (0 = a perfect box); ``yaw_spread`` scales the
+    viewpoint's spread around the camera's preferred one (the any-view camera's range is +-180 * yaw_spread,
+    capped at +-180). The draws are the same whatever their values.
     """
     if style.yaw_uniform:
-        yaw = rng.uniform(-180.0, 180.0)
+        half = 180.0 * min(1.0, yaw_spread)
+        yaw = rng.uniform(-half, half)
     else:
         mean = style.yaw_mean * (rng.choice([-1.0, 1.0]) if style.yaw_mirror else 1.0)
-        yaw = mean + rng.normal(0.0, style.yaw_std)
+        yaw = mean + rng.normal(0.0, style.yaw_std * yaw_spread)
     # framing: a person of 1.75 units fills ~88% of the height; the detector's box is imperfect
     fill = 0.88 * np.exp(rng.normal(0.0, 0.07 * jitter))
     scale = fill * height / 1.75

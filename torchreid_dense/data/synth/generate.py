@@ -39,6 +39,8 @@ __all__ = ["GENERATOR_VERSION", "SynthConfig", "PRESETS", "make_config", "datase
            "ensure_dataset", "read_manifest", "identity", "render_sample", "ManifestMismatchError"]
 
 GENERATOR_VERSION = "1.0"
+# parameters added to SynthConfig after generator 1.0 was released, with the value the older sets were made with
+_ADDED_PARAMS = {"misalignment": 1.0}
 _SPLIT_CODE = {"bounding_box_train": 1, "query": 2, "bounding_box_test": 2, "distractor": 3, "pit": 4}
 
 
@@ -64,6 +66,7 @@ class SynthConfig:
     tile: int = 32                          # texture atlas tile N (atlas 6N x 4N)
     occluder: float = 0.15                  # probability of an occluder in front of the person
     box_jitter: float = 1.0                 # scale of the detector's box errors
+    misalignment: float = 1.0               # scales pose and viewpoint spread, box jitter and occluder odds
     degrade: DegradeParams = field(default_factory=DegradeParams)
 
     def to_dict(self):
@@ -95,12 +98,15 @@ def make_config(preset="small", height=None, width=None, **overrides):
 
 
 def dataset_dir(root, preset="small", seed=0, config=None):
-    """``<root>/synthreid/<preset>_s<seed>`` (with ``_<H>x<W>`` when the size differs from the preset's)."""
+    """``<root>/synthreid/<preset>_s<seed>`` (with ``_<H>x<W>`` when the size differs from the preset's and
+    ``_m<misalignment>`` when that is not the preset's)."""
     name = f"{preset}_s{seed}"
     if config is not None and preset in PRESETS:
         base = PRESETS[preset]
         if (config.height, config.width) != (base.height, base.width):
             name += f"_{config.height}x{config.width}"
+        if config.misalignment != base.misalignment:
+            name += f"_m{config.misalignment:g}"
     return osp.join(osp.abspath(osp.expanduser(os.fspath(root))), "synthreid", name)
 
 
@@ -118,10 +124,11 @@ def render_sample(shape, atlas, cam, rng, config):
     Returns:
         ``(rendering, estimated_iuv or None, info)`` (see ``render.render``, ``degrade.estimate_iuv``).
     """
-    style = CAMERAS[cam]
-    view = sample_view(rng, style, config.height, config.width, jitter=config.box_jitter)
-    prims = build_body(shape, sample_pose(rng), view.yaw)
-    out = render(prims, atlas, view, style, rng, config.height, config.width, occluder_prob=config.occluder)
+    style, m = CAMERAS[cam], config.misalignment
+    view = sample_view(rng, style, config.height, config.width, jitter=config.box_jitter * m, yaw_spread=m)
+    prims = build_body(shape, sample_pose(rng, spread=m), view.yaw)
+    out = render(prims, atlas, view, style, rng, config.height, config.width,
+                 occluder_prob=min(1.0, config.occluder * m))
     est, info = estimate_iuv(out.iuv, rng, config.degrade)
     return out, est, info
 
@@ -327,6 +334,8 @@ def ensure_dataset(root, preset="small", seed=0, config=None, workers=1, progres
             f"{out} exists but has no readable manifest.json ({e}); it was not written by this generator "
             "or is damaged: delete the directory and it will be regenerated") from None
     want = {"generator_version": GENERATOR_VERSION, "preset": preset, "seed": int(seed), "params": config.to_dict()}
+    # sets written before a parameter existed were generated with its default (the generator is unchanged there)
+    manifest["params"] = {**_ADDED_PARAMS, **(manifest.get("params") or {})}
     diff = [k for k, v in want.items() if manifest.get(k) != v]
     if diff:
         detail = "; ".join(f"{k}: on disk {manifest.get(k)!r}, asked {want[k]!r}" for k in diff if k != "params")
