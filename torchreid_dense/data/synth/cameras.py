@@ -72,7 +72,7 @@ def sample_view(rng, style, height, width, jitter=1.0, yaw_spread=1.0):
 
     ``jitter`` scales the detector's box scale/offset errors (0 = a perfect box); ``yaw_spread`` scales the
     viewpoint's spread around the camera's preferred one (the any-view camera's range is +-180 * yaw_spread,
-    capped at +-180). The draws are the same whatever their values.
+    capped at +-180). ``yaw_spread`` leaves the random draws as they are (a scaled view of the same people).
     """
     if style.yaw_uniform:
         half = 180.0 * min(1.0, yaw_spread)
