@@ -1,4 +1,4 @@
-"""SAN's CPU evidence on SynthReID small (SAN, AAAI 2020, Sec. 3.4: the two-step training scheme).
+"""SAN's CPU evidence on SynthReID small (SAN, AAAI 2020, Sec. 3.2 "Training Scheme": the two steps).
 
 Runs the suite ``configs/suites/san_synth.yaml`` in the order SAN needs:
 

@@ -260,6 +260,8 @@ def _summary(result):
     target = result.get("target") or next(iter(metrics), "")
     values = metrics.get(target, {})
     parts = [f"{k} {100 * values[k]:.1f}" for k in ("rank1", "mAP", "mINP") if k in values]
+    pit = metrics.get("pit_val", {})  # SAN-PG: its held-out texture L1, no re-ID metric
+    parts += [f"held-out texture L1 {pit['texture_l1_pixel']:.4f} (pixels)"] if "texture_l1_pixel" in pit else []
     return f"{', '.join(parts) or 'no re-ID metrics'}; {result.get('train_time_s', 0) / 60:.1f} min"
 
 

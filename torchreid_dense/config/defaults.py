@@ -252,7 +252,7 @@ def add_dense_config(cfg):
 def add_dsa_config(cfg):
     """``dsa.*``: DSA-reID (CVPR 2019) loss weights and model variants."""
     cfg.dsa = CfgNode()
-    cfg.dsa.weight_id_mf = 0.5  # weight of the ID losses on the MF-Stream features fG and fL,i (Sec. 3.3)
+    cfg.dsa.weight_id_mf = 0.5  # weight of the ID losses on the MF-Stream features fG and fL,i (DSA-reID Sec. 4.2)
     cfg.dsa.weight_triplet = 1.5  # weight of the batch-hard triplet loss on the fused zG and zL
     cfg.dsa.weight_id_fused = 1.0  # weight of the ID loss on the fused features zG and zL
     cfg.dsa.fusion = "add"  # stream fusion: 'add' (element-wise, the paper) or 'concat_fc' (concat+fc ablation, Table 5)
@@ -266,7 +266,7 @@ def add_dsa_config(cfg):
 def add_san_config(cfg):
     """``san.*``: SAN (AAAI 2020) loss weights, PIT interleaving and initialisation."""
     cfg.san = CfgNode()
-    cfg.san.weight_id = 0.5  # lambda_1: ID loss weight on re-ID batches (Sec. 3.3)
+    cfg.san.weight_id = 0.5  # lambda_1: ID loss weight on re-ID batches (SAN Sec. 3.2, Training Scheme)
     cfg.san.weight_triplet = 1.5  # lambda_2: batch-hard triplet loss weight on re-ID batches
     cfg.san.weight_rec = 1.0  # lambda_3: L1 texture reconstruction loss weight
     cfg.san.weight_tr = 1.0  # lambda_4: Triplet ReID constraint weight (decoder blocks 1-3)

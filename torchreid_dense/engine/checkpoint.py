@@ -12,7 +12,8 @@ state_dict        the model's weights (never with DDP's ``module.`` prefix)
 epoch             epochs completed (torchreid's meaning: the epoch to resume at)
 batch             batches of epoch ``epoch`` already trained (0 at an epoch boundary)
 global_step       optimisation steps (re-ID batches) since the start of training
-rank1             a Python float (torchreid's evaluator returns a NumPy scalar)
+rank1             a Python float (torchreid's evaluator returns a NumPy scalar); 0 for SAN-PG
+texture_l1        SAN-PG only, once evaluated: held-out texture L1 (normalised units; ``texture_l1_pixel``: [0, 1])
 optimizer         ``optimizer.state_dict()``; ``scheduler`` likewise (or None)
 models            the other registered models of the engine, ``{name: {state_dict, optimizer, scheduler}}``
 grad_scaler       ``torch.amp.GradScaler.state_dict()`` ({} when fp16 is off)

@@ -280,7 +280,10 @@ class SANEngine(DenseEngine):
         with self.autocast():
             outputs = self.model(imgs)
         loss, parts = self.criterion(outputs, pids, target, valid)
-        return loss, parts, {"acc": compat.metrics.accuracy(outputs["logits"].detach().float(), pids)[0].item()}
+        extra = {"acc": compat.metrics.accuracy(outputs["logits"].detach().float(), pids)[0].item()}
+        if valid is not None:  # images without a texture sidecar: no L_Rec for them (the counted fallback)
+            extra["no_texture"] = float((~valid.flatten(1).any(1)).sum())
+        return loss, parts, extra
 
     def forward_backward(self, data):
         """One re-ID step (and, every ``pit_every`` calls, one PIT step); returns scalar components."""
@@ -319,7 +322,8 @@ class SANPGEngine(DenseEngine):
 
     ``datamanager.train_loader`` yields PIT batches (a :class:`~torchreid_dense.data.pit.PITDataManager`);
     :meth:`test` reports the texture L1 on ``datamanager.val_loader`` (held-out textures) instead of
-    re-ID metrics and returns it (lower is better; it is stored as the checkpoint's ``rank1`` field).
+    re-ID metrics (lower is better): ``last_metrics['pit_val']`` and the checkpoint fields ``texture_l1`` /
+    ``texture_l1_pixel``; the checkpoint's ``rank1`` stays 0 (SAN-PG has no re-ID metric).
     """
 
     def __init__(self, datamanager, model, optimizer, scheduler=None, use_gpu=True, weight_rec=1.0,
@@ -369,7 +373,8 @@ class SANPGEngine(DenseEngine):
         return {"loss_rec": float(components["loss_rec"].detach())}
 
     def test(self, *args, **kwargs):
-        """Held-out texture L1 (normalised units, returned) instead of re-ID metrics."""
+        """Held-out texture L1 into ``last_metrics['pit_val']`` instead of re-ID metrics; returns 0.0, the rank-1
+        torchreid's ``run`` hands to ``save_model`` (SAN-PG has none)."""
         loader = getattr(self.datamanager, "val_loader", None)
         if loader is None:
             print("=> san_pg: no held-out PIT pairs (san.pit_val_fraction=0), nothing to evaluate")
@@ -382,4 +387,11 @@ class SANPGEngine(DenseEngine):
         self.last_metrics = {"pit_val": {"texture_l1": res["l1"], "texture_l1_pixel": res["l1_pixel"]}}
         if self.writer is not None:
             self.writer.add_scalar("Test/pit_texture_l1", res["l1"], self.epoch)
-        return res["l1"]
+        return 0.0
+
+    def checkpoint_state(self, epoch, batch, rank1=0.0):
+        """The checkpoint with the last held-out texture L1 in fields of its own (``texture_l1``, normalised
+        units; ``texture_l1_pixel``, in [0, 1] pixel units), once evaluated."""
+        state = super().checkpoint_state(epoch, batch, rank1=rank1)
+        state.update((self.last_metrics or {}).get("pit_val", {}))
+        return state

@@ -1,4 +1,4 @@
-"""Batch-hard triplet loss (Hermans et al. 2017), as used by DSA-reID (Sec. 3.3) and SAN (Sec. 3.2).
+"""Batch-hard triplet loss (Hermans et al. 2017), as used by DSA-reID (Sec. 3.2.4) and SAN (Sec. 3.2).
 
 Same definition as torchreid's ``TripletLoss`` (Euclidean distance, hardest positive and hardest
 negative per anchor, hinge with a margin) but fully vectorised and computed in fp32.

@@ -1,4 +1,4 @@
-"""SAN: Semantics Aligning Network (Zhang et al., AAAI 2020), encoder SA-Enc + decoder SA-Dec.
+"""SAN: Semantics Aligning Network (Jin et al., AAAI 2020), encoder SA-Enc + decoder SA-Dec.
 
 Forward contract (all models built here):
 

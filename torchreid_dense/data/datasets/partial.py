@@ -1,4 +1,4 @@
-"""Partial re-ID test sets: Partial-REID and Partial-iLIDS (SAN, AAAI 2020, Sec. 4.5 / Table 4).
+"""Partial re-ID test sets: Partial-REID and Partial-iLIDS (SAN, AAAI 2020, Sec. 4.6 / Table 4).
 
 Partial person images are the queries and holistic images the gallery. Both sets are test-only:
 train a model on another data set (the paper uses Market-1501) and name these in
