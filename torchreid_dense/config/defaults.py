@@ -259,6 +259,7 @@ def add_dsa_config(cfg):
     cfg.dsa.feature = "mf"  # inference feature: 'mf' ([fG, fL], MF-Stream only), or 'fused' ([zG, zL]) / 'fused_global' / 'fused_local' (need *_dsap targets)
     cfg.dsa.branches = "both"  # trained branches: 'both', 'global' or 'local' (Table 3 variants)
     cfg.dsa.streams = "two"  # 'two' (MF + DSAG streams, DSA-reID) or 'mf' (no DSAG-Stream: Table 3 "Baseline (Two branches)")
+    cfg.dsa.part_id_reduction = "mean"  # the 8 part ID losses ID(fL,i): 'mean' (weight_id_mf for all 8 together) or 'sum' (weight_id_mf each)
     cfg.dsa.dsag_width = 0.0  # multiplier of every DSAG-Stream width of Table 1 (0 = backbone default: 1.0 r50, 0.25 r18)
     return cfg
 
@@ -284,6 +285,7 @@ def add_san_config(cfg):
     # texture target / SA-Dec output size [H, W]: the texture wrappers resize sidecars to it (one key for both)
     cfg.san.texture_size = [240, 160]  # atlas 6N x 4N: 240 x 160 for tile N=40
     cfg.san.decoder_widths = []  # channels of the 4 SA-Dec blocks ([] = the backbone's default)
+    cfg.san.id_head = "bnneck"  # ID classifier on f: 'bnneck' (BN then bias-free FC, Luo et al. 2019) or 'linear' (the paper's FC on f)
     return cfg
 
 
@@ -292,6 +294,7 @@ def add_synth_config(cfg):
     cfg.synth = CfgNode()
     cfg.synth.preset = "small"  # generator preset: 'tiny' (tests), 'small' (CPU demo) or 'full' (Market-1501 scale)
     cfg.synth.seed = 0  # generator seed; data lives under <data.root>/synthreid/<preset>_s<seed>/
+    cfg.synth.misalignment = 1.0  # scale of pose/viewpoint spread, box jitter and occluder odds (dir suffix _m<value> when not 1)
     return cfg
 
 

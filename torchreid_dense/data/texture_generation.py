@@ -285,7 +285,10 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--config-file", default="", help="YAML config naming the SAN-PG model (configs/san_pg.yaml)")
-    parser.add_argument("--weights", required=True, help="SAN-PG checkpoint (step 1)")
+    parser.add_argument("--method", choices=sorted(_METHODS), default="sanpg",
+                        help="sanpg: predict with a SAN-PG checkpoint (--weights); fuse: fuse each training "
+                             "identity's visible texels through its IUV sidecars (dense.iuv_kind), no model")
+    parser.add_argument("--weights", default="", help="SAN-PG checkpoint (step 1); --method sanpg")
     parser.add_argument("--dataset", required=True, nargs="+", help="registered data set name(s), e.g. market1501")
     parser.add_argument("--root", default=None, help="data root (default: the config's data.root)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
@@ -299,13 +302,35 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Run ``tools/generate_textures.py``; returns ``{dataset name: summary dict}``."""
-    from ..engine.launch import load_config
+def _fuse_main(args, cfg, root):
+    """``--method fuse``: IUV-fused atlases per training identity (:mod:`.texture_fusion`)."""
+    from .texture_fusion import fuse_dataset
 
-    args = build_parser().parse_args(argv)
-    cfg = load_config(args.config_file, args.opts or [])
-    root = args.root if args.root is not None else cfg.data.root
+    if args.output_dir and len(args.dataset) > 1:
+        raise ValueError("--output-dir takes one data set at a time (their sidecar layouts would mix)")
+    results = {}
+    for name in args.dataset:
+        dataset = build_dataset(name, root, **_dataset_kwargs(cfg))
+        print(f"=> {name}: fusing the '{cfg.dense.iuv_kind}' IUV views of {dataset.num_train_pids} training "
+              f"identities ({len(dataset.train)} images) under {dataset.dataset_dir} into "
+              f"{cfg.san.texture_size[0]}x{cfg.san.texture_size[1]} atlases")
+        summary = fuse_dataset(dataset.train, dataset.dataset_dir, cfg.san.texture_size, iuv_kind=cfg.dense.iuv_kind,
+                               output_dir=args.output_dir, sidecar_base=cfg.dense.sidecar_root,
+                               overwrite=args.overwrite, workers=cfg.data.workers, progress=not args.no_progress)
+        lacking = summary["no_iuv"]
+        print(f"=> {name}: {summary['written']} textures written, {summary['skipped']} skipped (already there; "
+              f"--overwrite rewrites them), under {summary['textures_dir']}; {summary['seen_fraction']:.1%} of the "
+              f"texels seen on average, {len(lacking)} identities without any IUV map"
+              f"{' (e.g. pid ' + ', '.join(map(str, lacking[:5])) + ')' if lacking else ''} "
+              f"({summary['seconds']:.1f} s)")
+        results[name] = summary
+    return results
+
+
+def _sanpg_main(args, cfg, root):
+    """``--method sanpg``: SAN-PG predictions for every image (the paper's pseudo ground truth)."""
+    if not args.weights:
+        raise ValueError("--method sanpg needs --weights (a SAN-PG checkpoint of step 1); or use --method fuse")
     model = build_texture_model(cfg, args.weights)
     device = "GPU" if next(model.parameters()).is_cuda else "CPU"
     if args.output_dir and len(args.dataset) > 1:
@@ -327,6 +352,20 @@ def main(argv=None):
               f"({summary['seconds']:.1f} s)")
         results[name] = summary
     return results
+
+
+# --method -> what writes the textures
+_METHODS = {"sanpg": _sanpg_main, "fuse": _fuse_main}
+
+
+def main(argv=None):
+    """Run ``tools/generate_textures.py``; returns ``{dataset name: summary dict}``."""
+    from ..engine.launch import load_config, resolve_synth_root
+
+    args = build_parser().parse_args(argv)
+    root_opts = ["data.root", args.root] if args.root is not None else []
+    cfg = resolve_synth_root(load_config(args.config_file, (args.opts or []) + root_opts), names=args.dataset)
+    return _METHODS[args.method](args, cfg, cfg.data.root)
 
 
 # Errors that are the user's to fix: reported as one line, no traceback.

@@ -4,7 +4,7 @@ import numpy as np
 from .iuv import dequantize_iuv
 from .parts import NUM_CHARTS, PART_NAMES
 
-__all__ = ["CHART_COLOURS", "colorize_iuv", "save_dsap_figure", "save_texture_figure"]
+__all__ = ["CHART_COLOURS", "colorize_iuv", "save_dsap_figure", "save_texture_figure", "save_ranked_figure"]
 
 
 def _chart_colours():
@@ -105,6 +105,52 @@ def save_texture_figure(out_png, images, textures, renders=None, notes=None, tit
                         transform=ax.transAxes)
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_write(out_png) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+
+
+def save_ranked_figure(out_png, queries, models, topk=5, title=None):
+    """Save ranked lists of several models side by side: each row a query, then each model's top-k gallery
+    images framed green (same identity, another camera) or red.
+
+    Args:
+        out_png: output path (parent folders are created).
+        queries: list of ``[H, W, 3]`` uint8 query images (one row each).
+        models: list of ``(name, ranked)`` where ``ranked`` holds, per query, ``topk`` pairs
+            ``(image [H, W, 3] uint8, correct bool)``.
+        topk (int): gallery images shown per model. title: optional figure title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils.io import atomic_write
+
+    n, cols = len(queries), 1 + len(models) * (topk + 1)
+    fig, axes = plt.subplots(n, cols, figsize=(0.62 * cols, 1.25 * n), squeeze=False)
+    for row in range(n):
+        for ax in axes[row]:
+            ax.axis("off")
+        axes[row, 0].imshow(queries[row], interpolation="nearest")
+        axes[row, 0].set_title("query" if row == 0 else "", fontsize=6)
+        for m, (name, ranked) in enumerate(models):
+            start = 1 + m * (topk + 1) + 1
+            for k, (image, correct) in enumerate(ranked[row][:topk]):
+                ax = axes[row, start + k]
+                ax.imshow(image, interpolation="nearest")
+                ax.axis("on")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("#2ca02c" if correct else "#d62728")
+                    spine.set_linewidth(2.5)
+                if row == 0 and k == 0:
+                    ax.set_title(name, fontsize=6, loc="left")
+    if title:
+        fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     with atomic_write(out_png) as f:
         fig.savefig(f, format="png", dpi=100)

@@ -160,12 +160,44 @@ def check_synth_preset(cfg):
             )
 
 
+def resolve_synth_root(cfg, names=None):
+    """Point ``data.root`` at the SynthReID directory of ``synth.seed`` / ``synth.misalignment`` (generated
+    when missing) when the run's data sets are SynthReID ones; torchreid's data manager cannot pass those
+    settings to a data set, so the data set reads the directory it is given. A no-op for other data sets.
+    ``names``: the data sets concerned (default: ``data.sources`` + ``data.targets``)."""
+    from ..data.datasets.synthreid import is_synth_dir, resolve_synth_dir
+
+    datasets = compat.image_dataset_factory()
+    names = list(dict.fromkeys(names or list(cfg.data.sources) + list(cfg.data.targets)))
+    synth = [n for n in names if isinstance(getattr(datasets.get(n), "preset", None), str)]
+    if not synth or is_synth_dir(cfg.data.root):
+        return cfg
+    default = cfg.synth.seed == 0 and cfg.synth.misalignment == 1.0
+    if len(synth) < len(names):
+        if default:
+            return cfg
+        raise ConfigValueError(
+            f"synth.seed {cfg.synth.seed} / synth.misalignment {cfg.synth.misalignment} apply to SynthReID data sets, "
+            f"but this run also uses {[n for n in names if n not in synth]} under the same data.root; run them "
+            "separately or leave synth.seed 0 and synth.misalignment 1.0")
+    presets = sorted({datasets[n].preset for n in synth})
+    if len(presets) > 1:
+        raise ConfigValueError(f"data sets {synth} are SynthReID presets {presets}; one run uses one preset")
+    path = resolve_synth_dir(cfg.data.root, presets[0], cfg.synth.seed, cfg.synth.misalignment)
+    print(f"=> SynthReID {presets[0]}, seed {cfg.synth.seed}, misalignment {cfg.synth.misalignment:g}: {path}")
+    cfg.defrost()
+    cfg.data.root = path
+    cfg.freeze()
+    return cfg
+
+
 def _build_datamanager(cfg):
     """``DenseImageDataManager`` for the config, with a clear error when a data set is missing."""
     from ..data.datamanager import DenseImageDataManager
 
     names = list(dict.fromkeys(list(cfg.data.sources) + list(cfg.data.targets)))
     check_synth_preset(cfg)
+    resolve_synth_root(cfg)
     check_datasets_present(cfg.data.root, names)
     try:
         return DenseImageDataManager(**imagedata_kwargs(cfg))

@@ -302,7 +302,7 @@ class SANEngine(DenseEngine):
         self._pit_position = self._pit_iter.position()
         imgs, target, valid = self.to_device(batch["img"], batch["texture"], batch.get("texture_valid"))
         with self.autocast():
-            outputs = self.model(imgs)
+            outputs = self.model(imgs, texture_only=True)  # the ID head never sees a synthetic image
         loss, parts = self.criterion(outputs, rec_target=target, rec_valid=valid, pit=True)
         self.optimize(loss, {"loss_pit_rec": parts["loss_rec"]})
         return {"loss_pit_rec": parts["loss_rec"]}

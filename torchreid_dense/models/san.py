@@ -11,7 +11,8 @@ Forward contract (all models built here):
       and ``texture`` ``[B, 3, Ht, Wt]`` (the predicted texture, see below).
 * ``san_pg`` / ``san_pg_r18`` (``reid_head=False``, Sec. 3.1 SAN-PG): ``model(imgs)`` ->
   ``texture`` ``[B, 3, Ht, Wt]`` in both modes (no classifier exists).
-* Any of them: ``model.predict_texture(imgs)`` -> texture, whatever the mode;
+* Any of them: ``model.predict_texture(imgs)`` (or ``model(imgs, texture_only=True)``, which keeps DDP's
+  gradient hooks) -> texture, whatever the mode;
   ``model.inference_module()`` -> the encoder path only (imgs -> ``f``), sharing parameters.
 
 The texture is predicted in the normalised image space (targets are normalised like the
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 import torchvision
 
 from ..registry import MODELS
+from .layers import BNNeckClassifier, init_conv_bn
 
 __all__ = [
     "SAEncoder",
@@ -36,6 +38,7 @@ __all__ = [
     "build_san",
     "load_san_pg_weights",
     "san_cfg_kwargs",
+    "ID_HEADS",
     "san",
     "san_r18",
     "san_pg",
@@ -49,6 +52,18 @@ _BACKBONES = {
     "resnet18": ("resnet18", "ResNet18_Weights", 512, (320, 160, 80, 40)),
     "resnet50": ("resnet50", "ResNet50_Weights", 2048, (288, 144, 72, 36)),
 }
+
+def _linear_classifier(in_features, num_classes):
+    """The paper's ID classifier: one FC layer on f (Sec. 3.2), initialised at std 0.01."""
+    fc = nn.Linear(in_features, num_classes)
+    nn.init.normal_(fc.weight, 0, 0.01)
+    nn.init.zeros_(fc.bias)
+    return fc
+
+
+# id_head -> classifier on f. 'bnneck' is the default: with 'linear' the ID loss of a from-scratch SA-Enc stays
+# at ln(#ids) (the triplet loss on the same un-normalised f dominates it); the BN lets both losses train.
+ID_HEADS = {"bnneck": BNNeckClassifier, "linear": _linear_classifier}
 
 DEFAULT_TEXTURE_SIZE = (240, 160)  # DensePose atlas 6N x 4N with tile N = 40 (about 256 high)
 
@@ -190,6 +205,8 @@ class SAN(nn.Module):
         with_decoder (bool): build SA-Dec (False gives the plain baseline, last stride 1).
         reid_head (bool): build the ID classifier; False gives SAN-PG (texture only).
         num_tr_blocks (int): how many leading decoder block outputs go into ``dec_feats``.
+        id_head (str): ID classifier on f: ``'bnneck'`` (BN + bias-free FC; the triplet loss stays on f)
+            or ``'linear'`` (the paper's FC on f). Not run at inference: the test feature is f either way.
     """
 
     def __init__(
@@ -202,14 +219,18 @@ class SAN(nn.Module):
         with_decoder=True,
         reid_head=True,
         num_tr_blocks=3,
+        id_head="bnneck",
     ):
         super().__init__()
+        if id_head not in ID_HEADS:
+            raise KeyError(f"unknown SAN id_head '{id_head}'; choose one of {sorted(ID_HEADS)}")
         if not (with_decoder or reid_head):
             raise ValueError("a SAN needs the decoder, the re-ID head, or both")
         self.encoder = SAEncoder(backbone, pretrained=pretrained)
         self.feature_dim = self.encoder.feature_dim
         self.reid_head = reid_head
-        self.classifier = nn.Linear(self.feature_dim, num_classes) if reid_head else None
+        self.id_head = id_head
+        self.classifier = ID_HEADS[id_head](self.feature_dim, num_classes) if reid_head else None
         if decoder_widths is None:
             decoder_widths = _BACKBONES[backbone][3]
         self.decoder = (
@@ -220,19 +241,9 @@ class SAN(nn.Module):
         self._init_new_layers()
 
     def _init_new_layers(self):
-        new = [m for m in (self.classifier, self.decoder) if m is not None]
-        for module in new:
-            for m in module.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.Linear):
-                    nn.init.normal_(m.weight, 0, 0.01)
-                    nn.init.zeros_(m.bias)
+        """Kaiming init of SA-Dec (the classifier initialises itself)."""
+        if self.decoder is not None:
+            init_conv_bn(self.decoder)
 
     def predict_texture(self, imgs):
         """Images -> predicted texture ``[B,3,Ht,Wt]`` (normalised image space), in any mode."""
@@ -245,8 +256,10 @@ class SAN(nn.Module):
         """The encoder path only (imgs -> f), sharing this model's parameters."""
         return _InferencePath(self.encoder)
 
-    def forward(self, imgs):
-        if not self.reid_head:
+    def forward(self, imgs, texture_only=False):
+        """See the module docstring; ``texture_only`` runs SA-Enc + SA-Dec alone (PIT batches: the ID head,
+        BN statistics included, never sees a synthetic image)."""
+        if texture_only or not self.reid_head:
             return self.predict_texture(imgs)
         fe4 = self.encoder.featuremaps(imgs)
         f = self.encoder.pool(fe4)
@@ -276,6 +289,7 @@ def build_san(
     with_decoder=True,
     reid_head=True,
     num_tr_blocks=3,
+    id_head="bnneck",
 ):
     """Builds a :class:`SAN` (Sec. 3.2); ``reid_head=False`` gives SAN-PG (Sec. 3.1)."""
     return SAN(
@@ -287,10 +301,11 @@ def build_san(
         with_decoder=with_decoder,
         reid_head=reid_head,
         num_tr_blocks=num_tr_blocks,
+        id_head=id_head,
     )
 
 
-_SAN_KWARGS = ("texture_size", "decoder_widths", "with_decoder", "num_tr_blocks")
+_SAN_KWARGS = ("texture_size", "decoder_widths", "with_decoder", "num_tr_blocks", "id_head")
 
 
 def _san_kwargs(kwargs, model_name):
@@ -311,6 +326,9 @@ def san_cfg_kwargs(cfg):
     widths = getattr(san_cfg, "decoder_widths", None)
     if widths:
         kwargs["decoder_widths"] = tuple(widths)
+    id_head = getattr(san_cfg, "id_head", None)
+    if id_head:
+        kwargs["id_head"] = id_head
     return kwargs
 
 
@@ -331,6 +349,7 @@ def san_pg(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwarg
     """SAN-PG (Sec. 3.1): ResNet-50 SA-Enc + SA-Dec for texture generation only."""
     kwargs = _san_kwargs(kwargs, "san_pg")
     kwargs.pop("with_decoder", None)
+    kwargs.pop("id_head", None)  # SAN-PG has no classifier
     return build_san(num_classes, "resnet50", pretrained, reid_head=False, **kwargs)
 
 
@@ -339,6 +358,7 @@ def san_pg_r18(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **k
     """SAN-PG with a ResNet-18 SA-Enc."""
     kwargs = _san_kwargs(kwargs, "san_pg_r18")
     kwargs.pop("with_decoder", None)
+    kwargs.pop("id_head", None)  # SAN-PG has no classifier
     return build_san(num_classes, "resnet18", pretrained, reid_head=False, **kwargs)
 
 
