@@ -5,7 +5,7 @@ the SAN rows' pseudo textures, seed 0 of every row, then the delta rows' other s
 the table, the paired deltas (mean ± std over seeds) and SAN-PG's held-out texture L1.
 
     python benchmarks/bench_alignment.py --output log/benchmark/alignment [--data-root reid-data] \\
-        [--profile evidence|quick] [--only mf_alone dsa_reid ...] [--opts synth.seed 7 synth.misalignment 2.0]
+        [--profile evidence|quick] [--only mf_alone dsa_reid ...] [--seeds 0] [--opts synth.misalignment 2.0]
 
 ``--opts`` go to every job and texture tool: another SynthReID seed (``synth.seed``), misalignment level
 (``synth.misalignment``), input size or schedule.
@@ -25,11 +25,12 @@ def main(argv=None):
     parser.add_argument("--profile", default="evidence", help="a profile of the suite (evidence, quick)")
     parser.add_argument("--suite", default=ALIGNMENT_SUITE, help="the suite file")
     parser.add_argument("--only", nargs="+", default=None, help="run only these rows (and what they need)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="only these training seeds")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                         help="config overrides for every job and texture tool, e.g. synth.seed 7")
     args = parser.parse_args(argv)
     results = run_alignment(args.output, args.data_root, profile=args.profile, suite_path=args.suite,
-                            only=args.only, opts=args.opts)
+                            only=args.only, seeds=args.seeds, opts=args.opts)
     print("\n" + open(results, encoding="utf-8").read())
     l1 = san_pg_l1(osp.join(osp.abspath(args.output), "san_pg_r18", "seed0"))
     if l1:

@@ -49,7 +49,7 @@ def san_pg_l1(job_dir):
     return tuple(float(x) for x in found[-1]) if found else None
 
 
-def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SUITE, only=None, opts=()):
+def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SUITE, only=None, seeds=None, opts=()):
     """Run the suite's selected rows with everything they need; returns the path of ``results.md``.
 
     Args:
@@ -58,6 +58,7 @@ def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SU
         profile (str): the suite profile (``evidence``, ``quick``).
         suite_path (str): the suite file.
         only (list of str, optional): the rows to run (default: all); their dependencies come along.
+        seeds (list of int, optional): run only these training seeds (default: each row's own).
         opts (list of str): KEY VALUE overrides for every job and texture tool (e.g. ``synth.seed 7``).
     """
     suite = load_suite(suite_path, profile=profile)
@@ -86,6 +87,7 @@ def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SU
         size = [k for key in ("data.height", "data.width") for k in _opt(list(san_run.opts), key)]
         _run([*tools, "--method", "fuse", "--config-file", san_run.config,
               "--output-dir", osp.join(output, "textures", "fused"), *size, "data.root", root, *opts])
-    _run([py, "tools/benchmark.py", *common, *selected, "--seeds", "0", *job_opts])
-    _run([py, "tools/benchmark.py", *common, *selected, *job_opts])
+    first = [str(s) for s in (seeds or [0])][:1]
+    _run([py, "tools/benchmark.py", *common, *selected, "--seeds", *first, *job_opts])
+    _run([py, "tools/benchmark.py", *common, *selected, *(["--seeds", *map(str, seeds)] if seeds else []), *job_opts])
     return osp.join(output, "results.md")
