@@ -177,7 +177,7 @@ def test_san_synth_suite_shares_one_san_pg_and_reads_its_pseudo_textures(monkeyp
     assert (pg_cfg.train.max_epoch, pg_cfg.train.warmup_epochs, pg_cfg.train.stepsize) == (20, 0, [15])
     control = load_config(suite.run("san_enc_r18").config, list(suite.run("san_enc_r18").opts))
     assert control.san.weight_rec == 0 and not control.san.use_tr and not control.san.use_pit
-    assert not control.san.init_weights
+    assert not control.san.init_weights and control.san.pg_max_epoch == 0  # no SAN-PG step before it
 
 
 def fake_result(rank1, mAP, time_s, **extra):

@@ -67,7 +67,7 @@ PLUGIN_DEFAULTS = {
     "train.warmup_epochs": 0, "train.warmup_lr": 8e-6, "train.amp": "", "train.channels_last": False,
     "train.checkpoint_every": 0,
     "dense.dsap_size": 32, "dense.alignment": "dense", "dense.iuv_kind": "densepose",
-    "dense.strict": False, "dense.cache": False, "dense.sidecar_root": "",
+    "dense.strict": False, "dense.cache": False, "dense.sidecar_root": "", "dense.max_missing": 0.5,
     "dsa.weight_id_mf": 0.5, "dsa.weight_triplet": 1.5, "dsa.weight_id_fused": 1.0, "dsa.fusion": "add",
     "dsa.feature": "mf", "dsa.branches": "both", "dsa.streams": "two", "dsa.dsag_width": 0.0,
     "san.pit_weight_rec": 1.0, "san.tr_reduction": "mean", "san.pit_val_fraction": 0.1,
@@ -75,6 +75,8 @@ PLUGIN_DEFAULTS = {
     "san.weight_id": 0.5, "san.weight_triplet": 1.5, "san.weight_rec": 1.0, "san.weight_tr": 1.0,
     "san.tr_margin": 0.3, "san.use_tr": True, "san.use_pit": True, "san.pit_ratio": 4,
     "san.pit_batch_size": 0, "san.pit_root": "", "san.rec_target": "texture", "san.init_weights": "",
+    "san.steps_dir": "", "san.pg_max_epoch": 60, "san.pg_optim": "adam", "san.pg_lr": 0.0003, "san.pg_batch_size": 64,
+    "san.pg_lr_scheduler": "single_step", "san.pg_stepsize": [40], "san.pg_gamma": 0.1, "san.pg_warmup_epochs": 0,
     "synth.preset": "small", "synth.seed": 0,
 }
 
@@ -281,7 +283,7 @@ def test_imagedata_kwargs_match_torchreid_datamanager():
     params = set(inspect.signature(compat.ImageDataManager.__init__).parameters) - {"self"}
     assert set(kwargs) - {"dense"} == params
     assert kwargs["dense"] == dict(size=16, alignment="csa", iuv_kind="densepose", strict=False, cache=False, sidecar_root="",
-                                   texture_size=(192, 128))
+                                   max_missing=0.5, texture_size=(192, 128))
     assert (kwargs["batch_size_train"], kwargs["batch_size_test"]) == (64, 100)
     assert kwargs["cuhk03_labeled"] is True and kwargs["use_gpu"] == cfg.use_gpu
 

@@ -103,7 +103,7 @@ SYNTH_JOBS = {
             "dense.dsap_size", "16"],
     "san": ["model.name", "san_r18", "data.sources", "synthreid_tiny_texture", "data.targets", "synthreid_tiny",
             "san.texture_size", "[48, 32]", "san.decoder_widths", "[32, 16, 16, 8]", "san.use_pit", "True",
-            "san.pit_ratio", "2", "san.pit_batch_size", "8"],
+            "san.pit_ratio", "2", "san.pit_batch_size", "8", "san.pg_max_epoch", "0"],  # SAN alone (steps: test_san_pipeline)
 }
 
 

@@ -15,7 +15,7 @@ import importlib
 
 from . import compat
 
-__all__ = ["Registry", "MODELS", "DATASETS", "ENGINES", "LOSSES", "register"]
+__all__ = ["Registry", "MODELS", "DATASETS", "ENGINES", "LOSSES", "PIPELINES", "register"]
 
 
 class Registry:
@@ -81,6 +81,8 @@ DATASETS = Registry("dataset")
 ENGINES = Registry("engine")
 # name -> nn.Module loss class
 LOSSES = Registry("loss")
+# engine name -> prepare(cfg, info) -> cfg: steps run before that engine's job (SAN: its step 1 and pseudo textures)
+PIPELINES = Registry("pipeline")
 
 # Modules whose import declares registrations (the order matters only for readability).
 _DECLARING_MODULES = (

@@ -246,6 +246,7 @@ def add_dense_config(cfg):
     cfg.dense.strict = False  # raise on a missing sidecar instead of the counted mean-initialised fallback
     cfg.dense.cache = False  # cache warped DSAP-images in memory instead of warping on the fly
     cfg.dense.sidecar_root = ""  # read sidecars from <sidecar_root>/<kind>/<rel>/<stem>.png ('' = the data set dir), e.g. generate_textures --output-dir
+    cfg.dense.max_missing = 0.5  # stop before training when more than this fraction of a split's images lack their sidecar (below: the counted fallback)
     return cfg
 
 
@@ -285,6 +286,16 @@ def add_san_config(cfg):
     # texture target / SA-Dec output size [H, W]: the texture wrappers resize sidecars to it (one key for both)
     cfg.san.texture_size = [240, 160]  # atlas 6N x 4N: 240 x 160 for tile N=40
     cfg.san.decoder_widths = []  # channels of the 4 SA-Dec blocks ([] = the backbone's default)
+    # SAN's steps before a san job (engine/san_pipeline.py); SAN-PG's schedule, defaults those of configs/san_pg.yaml
+    cfg.san.steps_dir = ""  # where the SAN-PG job and its pseudo textures go ('' = <data.save_dir>/san_steps)
+    cfg.san.pg_max_epoch = 60  # SAN-PG (step 1) epochs; 0 = no SAN-PG (SAN starts from ImageNet or random weights)
+    cfg.san.pg_optim = "adam"  # SAN-PG optimiser
+    cfg.san.pg_lr = 0.0003  # SAN-PG learning rate
+    cfg.san.pg_batch_size = 64  # SAN-PG batch size (PIT pairs)
+    cfg.san.pg_lr_scheduler = "single_step"  # SAN-PG lr scheduler
+    cfg.san.pg_stepsize = [40]  # SAN-PG lr step epochs
+    cfg.san.pg_gamma = 0.1  # SAN-PG lr decay factor
+    cfg.san.pg_warmup_epochs = 0  # SAN-PG warm-up epochs (with a warmup_* pg_lr_scheduler; from train.warmup_lr)
     cfg.san.id_head = "bnneck"  # ID classifier on f: 'bnneck' (BN then bias-free FC, Luo et al. 2019) or 'linear' (the paper's FC on f)
     return cfg
 
@@ -445,6 +456,7 @@ def imagedata_kwargs(cfg):
             "strict": cfg.dense.strict,
             "cache": cfg.dense.cache,
             "sidecar_root": cfg.dense.sidecar_root,
+            "max_missing": cfg.dense.max_missing,  # read by the data manager, not by the wrappers
             "texture_size": tuple(cfg.san.texture_size),  # the texture wrappers' target = the SA-Dec output
         },
     }

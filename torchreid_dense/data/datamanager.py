@@ -1,7 +1,7 @@
 """torchreid's ImageDataManager, passing the plugin's ``dense`` options to sidecar data sets."""
 from .. import compat
 from .texture_io import IMAGENET_MEAN, IMAGENET_STD
-from .wrappers.base import SidecarDataset
+from .wrappers.base import SidecarDataset, check_missing_sidecars, deferred_reports
 
 __all__ = ["DenseImageDataManager"]
 
@@ -12,6 +12,9 @@ class DenseImageDataManager(compat.ImageDataManager):
     Args:
         dense (dict): wrapper options, e.g. ``dict(size=32, alignment='dense', iuv_kind='densepose',
             strict=False, cache=False, texture_size=(240, 160))``; each wrapper takes the keys it knows.
+            ``max_missing`` (default 0.5): once configured, a split with more than this fraction of its images
+            without their sidecar stops with :class:`~torchreid_dense.data.MissingSidecarError` (count, folder,
+            command that creates them); below it each split's fallback is reported once.
         **kwargs: torchreid's ``ImageDataManager`` arguments.
 
     Examples::
@@ -20,14 +23,17 @@ class DenseImageDataManager(compat.ImageDataManager):
     """
 
     def __init__(self, dense=None, **kwargs):
-        super().__init__(**kwargs)
         self.dense_options = dict(dense or {})
+        max_missing = self.dense_options.pop("max_missing", 0.5)
         norm = {"norm_mean": tuple(kwargs.get("norm_mean") or IMAGENET_MEAN),
                 "norm_std": tuple(kwargs.get("norm_std") or IMAGENET_STD)}
-        for dataset in self.datasets():
-            if isinstance(dataset, SidecarDataset):
-                options = {k: v for k, v in {**self.dense_options, **norm}.items() if k in dataset.options}
-                dataset.configure(**options)
+        with deferred_reports():  # torchreid builds the data sets with the default options: report once configured
+            super().__init__(**kwargs)
+            for dataset in self.datasets():
+                if isinstance(dataset, SidecarDataset):
+                    options = {k: v for k, v in {**self.dense_options, **norm}.items() if k in dataset.options}
+                    dataset.configure(**options)
+        check_missing_sidecars(self.datasets(), max_missing)
 
     def datasets(self):
         """Every data set behind the loaders (train, train targets, query and gallery of each target)."""

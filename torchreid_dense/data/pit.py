@@ -18,7 +18,7 @@ from torchvision import transforms as T
 from ..dense.sidecar import sidecar_path
 from .texture_io import IMAGENET_MEAN, IMAGENET_STD, load_texture
 
-__all__ = ["PITDataset", "pit_group", "split_pit_by_texture", "PITDataManager"]
+__all__ = ["PITDataset", "pit_group", "split_pit_by_texture", "PITDataManager", "pit_pairs_dir", "ensure_pit_pairs"]
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 
@@ -74,7 +74,7 @@ class PITDataset(Dataset):
         if not paths:
             raise FileNotFoundError(
                 f"no PIT images (*.jpg) under '{pit_dir}'; build a SynthReID data set with PIT pairs "
-                "and point san.pit_dir at it"
+                "and point san.pit_root at it"
             )
         return paths
 
@@ -91,6 +91,35 @@ class PITDataset(Dataset):
         texture, valid = load_texture(self.texture_paths[index], self.texture_size,
                                       self.norm_mean, self.norm_std)
         return {"img": self.transform(img), "texture": texture, "texture_valid": valid, "impath": path}
+
+
+def pit_pairs_dir(root, preset="full", seed=0, height=256, width=128):
+    """Where :func:`ensure_pit_pairs` keeps its pairs: ``<root>/synthreid/pit_<preset>_<H>x<W>_s<seed>``."""
+    from .synth.generate import dataset_dir
+
+    return dataset_dir(root, _pit_label(preset, height, width), seed)
+
+
+def _pit_label(preset, height, width):
+    return f"pit_{preset}_{int(height)}x{int(width)}"
+
+
+def ensure_pit_pairs(root, preset="full", seed=0, height=256, width=128, workers=1, progress=True):
+    """SynthReID's PIT pairs alone, rendered at ``height x width``: generated on first use, reused afterwards.
+
+    The pairs are those of the SynthReID ``preset`` (its PIT textures and views: ``tiny`` 8 x 3, ``small``
+    200 x 4, ``full`` 1,000 x 4; the paper rendered 929 x 10 from SURREAL) without its re-ID images, in
+    :func:`pit_pairs_dir`. A directory generated with other settings raises
+    :class:`~torchreid_dense.data.synth.ManifestMismatchError` (never silently reused).
+
+    Returns:
+        str: the directory, holding ``pit/`` and ``textures/pit/`` (a ``san.pit_root``).
+    """
+    from .synth.generate import ensure_dataset, make_config
+
+    config = make_config(preset, height=height, width=width, num_train_ids=0, num_test_ids=0, distractors=0)
+    return ensure_dataset(root, _pit_label(preset, height, width), seed, config=config, workers=workers,
+                          progress=progress)
 
 
 def split_pit_by_texture(image_paths, val_fraction=0.1, seed=0):

@@ -3,8 +3,10 @@
 ``python tools/main.py --config-file configs/san_market.yaml [KEY VALUE ...]``:
 
 1. merges the defaults, the file and the ``KEY VALUE`` overrides, freezes the config;
-2. seeds, creates ``data.save_dir``, writes the merged config to ``<save_dir>/config.yaml`` and
-   logs to the console and ``<save_dir>/log.txt``;
+2. creates ``data.save_dir``, logs to the console and ``<save_dir>/log.txt``, runs the steps the
+   model's engine needs first (:func:`prepare_job`; SAN: PIT pairs, SAN-PG, pseudo textures, see
+   :mod:`torchreid_dense.engine.san_pipeline`), writes the config the job runs with to
+   ``<save_dir>/config.yaml``, and seeds;
 3. builds the data manager (``DenseImageDataManager`` with :func:`imagedata_kwargs`), the model
    and its engine name (:func:`build_model_from_config`), the optimiser and lr scheduler
    (:mod:`torchreid_dense.optim`), and the engine (``ENGINES.get(name).from_config``);
@@ -49,15 +51,17 @@ from ..config import (
     optimizer_kwargs,
 )
 from ..data.availability import DatasetNotFoundError, check_datasets_present, explain_missing_dataset
-from ..models import build_model_from_config
+from ..models import build_model_from_config, engine_name_of
 from ..optim import build_lr_scheduler, build_optimizer
-from ..registry import ENGINES
+from ..registry import ENGINES, PIPELINES
 from ..utils import distributed as du
 from .base import NonFiniteLossError
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_weights
 from .loader import build_train_loader
+from .san_pipeline import StepMismatchError
 
-__all__ = ["build_parser", "load_config", "check_synth_preset", "main", "cli", "LOG_FILE", "CONFIG_FILE"]
+__all__ = ["build_parser", "load_config", "check_synth_preset", "main", "run_job", "prepare_job", "cli", "LOG_FILE",
+           "CONFIG_FILE"]
 
 logger = logging.getLogger("torchreid_dense.launch")
 
@@ -118,19 +122,27 @@ class _Tee:
         return False
 
 
+class _JobLogHandler(logging.StreamHandler):
+    """The log handler of one :func:`_log_to` block."""
+
+
 @contextlib.contextmanager
 def _log_to(save_dir):
     """Log the job (our messages and torchreid's prints) to the console and ``<save_dir>/log.txt``.
 
-    ``sys.stdout`` is only redirected inside this block and restored on exit, even on error.
+    ``sys.stdout`` is only redirected inside this block and restored on exit, even on error. A job run
+    inside another one (SAN's SAN-PG step) writes to its own log and, through the console, to the outer one.
     """
     console = sys.stdout
     with open(osp.join(save_dir, LOG_FILE), "a", encoding="utf-8") as logfile:
         tee = _Tee(console, logfile)
-        handler = logging.StreamHandler(tee)
+        handler = _JobLogHandler(tee)
         handler.setFormatter(logging.Formatter("%(message)s"))
         root = logging.getLogger("torchreid_dense")
         previous_level = root.level
+        outer = [h for h in root.handlers if isinstance(h, _JobLogHandler)]  # already reached through the console
+        for h in outer:
+            root.removeHandler(h)
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         try:
@@ -138,6 +150,8 @@ def _log_to(save_dir):
                 yield
         finally:
             root.removeHandler(handler)
+            for h in outer:
+                root.addHandler(h)
             root.setLevel(previous_level)
             tee.flush()
 
@@ -307,29 +321,42 @@ def main(argv=None):
     cfg = load_config(args.config_file, args.opts or [])
     info = du.init_distributed(cfg.use_gpu)
     try:
-        if info.rank == 0:
-            os.makedirs(cfg.data.save_dir, exist_ok=True)
-            with open(osp.join(cfg.data.save_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
-                f.write(cfg.dump())
-        du.barrier()
-        if info.rank != 0:  # only rank 0 logs; the others run silently
-            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-                return _run(cfg, info)
-        with _log_to(cfg.data.save_dir):
-            if args.config_file:
-                logger.info("Loaded config file %s", args.config_file)
-            logger.info("Merged config written to %s", osp.join(cfg.data.save_dir, CONFIG_FILE))
-            if info.enabled:
-                logger.info("Distributed: %d processes (%s)", info.world_size, info.backend)
-            return _run(cfg, info)
+        return run_job(cfg, info, args.config_file)
     finally:
         if info.enabled:
             du.cleanup()
 
 
+def run_job(cfg, info, config_file=""):
+    """One job in ``cfg.data.save_dir`` (steps 2-4 of the module docstring); returns :func:`main`'s metrics."""
+    if info.rank == 0:
+        os.makedirs(cfg.data.save_dir, exist_ok=True)
+    du.barrier()
+    if info.rank != 0:  # only rank 0 logs; the others run silently
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return _run(prepare_job(cfg, info), info)
+    with _log_to(cfg.data.save_dir):
+        if config_file:
+            logger.info("Loaded config file %s", config_file)
+        cfg = prepare_job(cfg, info)
+        with open(osp.join(cfg.data.save_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
+            f.write(cfg.dump())
+        logger.info("Merged config written to %s", osp.join(cfg.data.save_dir, CONFIG_FILE))
+        if info.enabled:
+            logger.info("Distributed: %d processes (%s)", info.world_size, info.backend)
+        return _run(cfg, info)
+
+
+def prepare_job(cfg, info):
+    """``cfg`` after the steps registered for its engine in :data:`~torchreid_dense.registry.PIPELINES`
+    (they return the config pointing at what they made), or ``cfg`` itself when there are none."""
+    name = engine_name_of(cfg)
+    return PIPELINES.get(name)(cfg, info) if name in PIPELINES else cfg
+
+
 # Errors that are the user's to fix: reported as one line, no traceback.
 _USER_ERRORS = (ConfigKeyError, ConfigValueError, FileNotFoundError, DatasetNotFoundError, CheckpointError,
-                CheckpointMismatchError, NonFiniteLossError)
+                CheckpointMismatchError, NonFiniteLossError, StepMismatchError)
 
 
 def cli(argv=None):

@@ -18,7 +18,13 @@ from .. import compat
 from ..config import model_kwargs
 from ..registry import ENGINES, MODELS
 
-__all__ = ["build_model_from_config"]
+__all__ = ["build_model_from_config", "engine_name_of"]
+
+
+def engine_name_of(cfg):
+    """The engine that trains ``cfg.model.name``: the plugin model's registered one, else ``loss.name`` (stock)."""
+    name = cfg.model.name
+    return MODELS.meta(name)["engine"] if name in MODELS else cfg.loss.name
 
 
 def build_model_from_config(cfg, num_classes):
@@ -40,7 +46,6 @@ def build_model_from_config(cfg, num_classes):
         if cfg_kwargs is not None:
             kwargs.update(cfg_kwargs(cfg))
         model = MODELS.get(name)(num_classes=num_classes, **kwargs)
-        engine_name = meta["engine"]
     else:
         factory = compat.model_factory()
         if name not in factory:
@@ -49,7 +54,7 @@ def build_model_from_config(cfg, num_classes):
                 f"torchreid_dense models: {MODELS.names()}; torchreid models: {sorted(factory)}"
             )
         model = compat.models.build_model(name, num_classes=num_classes, **kwargs)
-        engine_name = cfg.loss.name
+    engine_name = engine_name_of(cfg)
     if engine_name not in ENGINES:
         raise KeyError(
             f"model '{name}' is trained by engine '{engine_name}'"

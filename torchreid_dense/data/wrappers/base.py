@@ -4,7 +4,12 @@ A wrapper class is a torchreid data set class (``Market1501``, ``SynthReID``, ..
 :class:`SidecarDataset` mixin, registered as ``<name>_<suffix>`` (``market1501_dsap``). Sidecars are
 looked up with :func:`torchreid_dense.dense.sidecar.sidecar_path` relative to the data set's
 ``dataset_dir`` (torchreid's attribute, e.g. ``<root>/market1501`` for Market-1501).
+
+Images without their sidecar get a documented fallback, counted and reported once per split; when more
+than ``max_missing`` of a split's images lack it, :func:`check_missing_sidecars` stops before training
+with the count, the folder and the command that creates them (the plugin's data manager calls it).
 """
+import contextlib
 import logging
 import os
 import os.path as osp
@@ -14,9 +19,10 @@ import torch
 
 from ... import compat
 from ...dense.sidecar import sidecar_path, sidecar_root
+from ...registry import DATASETS
 from ..texture_io import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["SidecarDataset", "MissingSidecarError", "make_wrapper"]
+__all__ = ["SidecarDataset", "MissingSidecarError", "make_wrapper", "check_missing_sidecars", "deferred_reports"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ class SidecarDataset:
     sidecar_kind = "densepose"
     default_options = {}
     fallback_description = "empty tensors, valid mask all False"
+    # sidecar kind -> how to create the missing files ({dataset_dir}, {name}: the data set's, {kind})
+    create_hints = {}
     combined_class = None  # set by make_wrapper: the multi-source class of this wrapper kind
 
     def __init__(self, *args, sidecar_bases=None, sidecar_options=None, **kwargs):
@@ -99,15 +107,28 @@ class SidecarDataset:
         paths = [item[0] for item in self.data]
         missing = [p for p in paths if not osp.exists(self.sidecar_of(p))]
         self.num_missing_sidecars = len(missing)
+        self._missing_summary = None
         if not missing:
             return
         where = ", ".join(sidecar_root(b, self.kind) for b in self.sidecar_locations)
-        msg = (f"{type(self).__name__} ({self.mode}): {len(missing)} of {len(paths)} images have no "
-               f"'{self.kind}' sidecar under {where} (first missing: {self.sidecar_of(missing[0])})")
+        self._missing_summary = (f"{type(self).__name__} ({self.mode}): {len(missing)} of {len(paths)} images have no "
+                                 f"'{self.kind}' sidecar under {where} (first missing: {self.sidecar_of(missing[0])})")
         if self.options.get("strict"):
-            raise MissingSidecarError(msg + "; create them (README: 'Dense semantics for your own data') "
-                                      "or turn strict mode off to use the documented fallback")
-        logger.warning("%s; they get the fallback: %s.", msg, self.fallback_description)
+            raise MissingSidecarError(self._missing_summary + f"; create them ({self.create_hint()}) or turn strict "
+                                      "mode off to use the documented fallback")
+        self.report_missing()
+
+    def report_missing(self):
+        """Log the one-line report of the images without a sidecar (nothing when there are none)."""
+        if self.num_missing_sidecars:
+            logger.warning("%s; they get the fallback: %s.", self._missing_summary, self.fallback_description)
+
+    def create_hint(self):
+        """How to create this data set's missing sidecars (the command, for this data set)."""
+        name = next((n for n, cls in DATASETS.items() if cls is type(self)), type(self).__name__)
+        base = name.rsplit("_", 1)[0] if "_" in name else name
+        hint = self.create_hints.get(self.kind, "README: 'Dense semantics for your own data'")
+        return hint.format(dataset_dir=self.sidecar_bases[0], name=base, kind=self.kind)
 
     def _normalise(self, x):
         """``(x / 255 - mean) / std`` with the image's normalisation, on ``[..., 3, H, W]``."""
@@ -138,6 +159,46 @@ class SidecarDataset:
             mode=self.mode, combineall=False, verbose=False, sidecar_bases=bases,
             sidecar_options=self.options,
         )
+
+
+@contextlib.contextmanager
+def deferred_reports():
+    """Hold back the wrappers' missing-sidecar reports (e.g. while torchreid builds data sets with the default
+    options, before the data manager configures them and reports with :func:`check_missing_sidecars`)."""
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
+
+
+def check_missing_sidecars(datasets, max_missing=0.5):
+    """Stop when a split lacks too many sidecars; otherwise report each split's fallback once.
+
+    Args:
+        datasets (iterable): data sets of the splits (others than :class:`SidecarDataset` are skipped).
+        max_missing (float): the largest fraction of a split's images that may lack their sidecar.
+
+    Raises:
+        MissingSidecarError: naming every split over ``max_missing``: the count, the folder and the command
+            that creates the files.
+    """
+    over, seen = [], set()
+    for dataset in datasets:
+        if not isinstance(dataset, SidecarDataset) or id(dataset) in seen:
+            continue
+        seen.add(id(dataset))
+        missing, total = dataset.num_missing_sidecars, len(dataset.data)
+        if missing > float(max_missing) * total:
+            over.append(f"{dataset._missing_summary}. Create them: {dataset.create_hint()}")
+        else:
+            dataset.report_missing()
+    if over:
+        raise MissingSidecarError(
+            f"more than dense.max_missing {float(max_missing):g} of a split's images lack their sidecar, so training "
+            "would learn from the fallback instead: " + " | ".join(over)
+            + ". (Raise dense.max_missing to train with the fallback anyway.)")
 
 
 def make_wrapper(mixin, base, name, module):

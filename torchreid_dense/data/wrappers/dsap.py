@@ -38,6 +38,12 @@ class DSAPDataset(SidecarDataset):
     default_options = {"size": 32, "alignment": "dense", "iuv_kind": "densepose", "strict": False,
                        "cache": False}
     fallback_description = "mean-initialised DSAP-images with dsap_valid all False"
+    create_hints = {
+        "densepose": "import a DensePose dump with python tools/import_densepose.py --dump DUMP.pkl --dataset-dir "
+                     "{dataset_dir} (DensePose's apply_net.py dump), or run DensePose with python "
+                     "tools/extract_densepose.py --dataset-dir {dataset_dir} --config CONFIG --weights WEIGHTS",
+        "densepose_gt": "ground-truth IUV exists for SynthReID only; use dense.iuv_kind densepose for {name}",
+    }
 
     def _prepare(self):
         super()._prepare()

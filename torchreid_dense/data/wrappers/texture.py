@@ -17,7 +17,13 @@ class TextureDataset(SidecarDataset):
 
     sidecar_kind = "textures"
     default_options = {"texture_size": (240, 160), "strict": False}
-    fallback_description = "a zero texture with texture_valid all False"
+    fallback_description = "a zero texture with texture_valid all False (no L_Rec for these images)"
+    create_hints = {
+        "textures": "python tools/main.py --config-file configs/san_<data set>.yaml (dense.sidecar_root '') runs "
+                    "SAN's steps first: SAN-PG (or san.init_weights) predicts them apart from the data set; or python "
+                    "tools/generate_textures.py --config-file configs/san_pg.yaml --weights SAN_PG.pth --dataset "
+                    "{name} --output-dir DIR, then dense.sidecar_root DIR",
+    }
 
     def _sidecar_item(self, image, path):
         tex_path = self.sidecar_of(path)
