@@ -65,7 +65,7 @@ TORCHREID_DEFAULTS = {
 
 PLUGIN_DEFAULTS = {
     "train.warmup_epochs": 0, "train.warmup_lr": 8e-6, "train.amp": "", "train.channels_last": False,
-    "train.checkpoint_every": 0,
+    "train.checkpoint_every": 0, "model.pretrained_path": "",
     "dense.dsap_size": 32, "dense.alignment": "dense", "dense.iuv_kind": "densepose",
     "dense.strict": False, "dense.cache": False, "dense.sidecar_root": "", "dense.max_missing": 0.5,
     "dsa.weight_id_mf": 0.5, "dsa.weight_triplet": 1.5, "dsa.weight_id_fused": 1.0, "dsa.fusion": "add",

@@ -318,6 +318,7 @@ def get_default_config():
     cfg.model = CfgNode()
     cfg.model.name = "resnet50"  # model name in torchreid's factory (stock or plugin, e.g. dsa_reid, san)
     cfg.model.pretrained = True  # automatically load pretrained model weights if available
+    cfg.model.pretrained_path = ""  # local copy of the ImageNet weights file (no download; '' = torch hub's); wins over model.pretrained
     cfg.model.load_weights = ""  # path to model weights
     cfg.model.resume = ""  # path to checkpoint for resume training
 
@@ -519,6 +520,6 @@ def model_kwargs(cfg):
     return {
         "name": cfg.model.name,
         "loss": cfg.loss.name,
-        "pretrained": cfg.model.pretrained,
+        "pretrained": cfg.model.pretrained_path or cfg.model.pretrained,  # a path: that file, no download
         "use_gpu": cfg.use_gpu,
     }

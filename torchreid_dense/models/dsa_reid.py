@@ -22,7 +22,6 @@ Examples::
 """
 import torch
 import torch.nn as nn
-import torchvision
 
 from ..dense.parts import MERGE_LEVEL1, MERGE_LEVEL2, NUM_CHARTS, merge_matrix
 from ..registry import MODELS
@@ -33,6 +32,7 @@ from .layers import (
     init_conv_bn,
     make_grouped_stage,
 )
+from .pretrained import imagenet_resnet
 
 __all__ = [
     "MFStream",
@@ -51,12 +51,11 @@ __all__ = [
 
 NUM_PARTS = len(MERGE_LEVEL2)  # 8 merged body parts
 
-# Per-backbone facts: torchvision builder + weights, conv4_x / conv5_x widths, part-branch block,
+# Per-backbone facts: torchvision model name, conv4_x / conv5_x widths, part-branch block,
 # and the defaults of the DSAG-Stream width multiplier and the classifiers' hidden width.
 _BACKBONES = {
     "resnet50": dict(
-        build=torchvision.models.resnet50,
-        weights=torchvision.models.ResNet50_Weights.IMAGENET1K_V1,
+        arch="resnet50",
         f_channels=1024,
         conv5_channels=2048,
         local_block=GroupedBottleneck,
@@ -65,8 +64,7 @@ _BACKBONES = {
         classifier_hidden=512,
     ),
     "resnet18": dict(
-        build=torchvision.models.resnet18,
-        weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1,
+        arch="resnet18",
         f_channels=256,
         conv5_channels=512,
         local_block=GroupedBasicBlock,
@@ -94,7 +92,8 @@ class MFStream(nn.Module):
 
     Args:
         backbone (str): ``'resnet50'`` (paper) or ``'resnet18'``.
-        pretrained (bool): ImageNet weights (torchvision download) for conv1..conv4_x.
+        pretrained (bool or str): ImageNet weights for conv1..conv4_x: True = torchvision's file (torch hub
+            download), a path = a local copy of it (:func:`~torchreid_dense.models.pretrained.imagenet_resnet`).
         branches (str): ``'both'``, ``'global'`` or ``'local'`` (Table 3 single-branch ablations).
         imagenet_global_head (bool): also copy ImageNet conv5_x into the global branch. The paper
             initialises the whole head randomly (Sec. 4.2), so this is off by default.
@@ -109,8 +108,7 @@ class MFStream(nn.Module):
         super().__init__()
         spec = _lookup(_BACKBONES, backbone, "backbone")
         self.branches = _lookup(_BRANCHES, branches, "branches")
-        weights = spec["weights"] if pretrained else None
-        net = spec["build"](weights=weights)
+        net = imagenet_resnet(spec["arch"], pretrained, what=f"DSA-reID MF-Stream ({backbone})")
         self.backbone = nn.Sequential(
             net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3
         )
@@ -409,7 +407,8 @@ def build_dsa_reid(
     Args:
         num_classes (int): training identities.
         backbone (str): MF-Stream backbone, ``'resnet50'`` (paper) or ``'resnet18'``.
-        pretrained (bool): ImageNet-initialise the MF-Stream's conv1..conv4_x (torchvision download).
+        pretrained (bool or str): ImageNet-initialise the MF-Stream's conv1..conv4_x (True: torchvision download;
+            a path: a local copy of torchvision's file).
         dsag_width (float): multiplier of every DSAG-Stream width of Table 1 (default 1.0 for
             ResNet-50, 0.25 for ResNet-18 so that dG = 512 and dL,i = 64 match the MF-Stream).
         fusion (str): ``'add'`` (paper) or ``'concat_fc'`` (Table 5 ablation).

@@ -25,10 +25,10 @@ import os.path as osp
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from ..registry import MODELS
 from .layers import BNNeckClassifier, init_conv_bn
+from .pretrained import imagenet_resnet
 
 __all__ = [
     "SAEncoder",
@@ -69,20 +69,11 @@ DEFAULT_TEXTURE_SIZE = (240, 160)  # DensePose atlas 6N x 4N with tile N = 40 (a
 
 
 def _torchvision_resnet(backbone, pretrained):
-    """A torchvision ResNet, ImageNet-initialised (downloaded to torch's hub cache) when asked."""
+    """A torchvision ResNet with ImageNet weights as ``pretrained`` says (True, False or a local file):
+    :func:`~torchreid_dense.models.pretrained.imagenet_resnet`."""
     if backbone not in _BACKBONES:
         raise KeyError(f"SAN backbone '{backbone}' is not supported; choose one of {sorted(_BACKBONES)}")
-    ctor_name, weights_name = _BACKBONES[backbone][:2]
-    weights = getattr(torchvision.models, weights_name).IMAGENET1K_V1 if pretrained else None
-    try:
-        return getattr(torchvision.models, ctor_name)(weights=weights)
-    except Exception as exc:  # network or cache problems: tell the user what to do
-        cache = osp.join(torch.hub.get_dir(), "checkpoints")
-        raise RuntimeError(
-            f"could not load the ImageNet weights of {backbone} for SAN ({exc}); put the file "
-            f"'{osp.basename(weights.url)}' ({weights.url}) into {cache}, or build the model "
-            "with pretrained=False"
-        ) from exc
+    return imagenet_resnet(_BACKBONES[backbone][0], pretrained, what=f"SAN ({backbone})")
 
 
 class SAEncoder(nn.Module):
