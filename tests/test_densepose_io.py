@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from torchreid_dense.dense.densepose import (DensePoseChartResultWithConfidences, DensePoseDumpError,
-                                             dump_entry_to_iuv, import_dump, instances_to_iuv, list_dataset_images,
+                                             box_xywh_int, dump_entry_to_iuv, import_dump, instances_to_iuv, list_dataset_images,
                                              load_dump, paste_box_iuv, result_to_iuv, select_main_box)
 from torchreid_dense.dense.iuv import read_iuv
 from torchreid_dense.dense.sidecar import sidecar_path
@@ -41,7 +41,8 @@ def load_tool(name):
 # Stand-in DensePose classes, registered under DensePose's module names only while pickling
 # ------------------------------------------------------------------------------------------------
 
-DP_MODULES = ("densepose", "densepose.structures", "densepose.structures.chart_result")
+DP_MODULES = ("densepose", "densepose.structures", "densepose.structures.chart_result", "densepose.data",
+              "densepose.data.structures")
 
 
 @pytest.fixture
@@ -65,16 +66,21 @@ def fake_densepose():
         fine_segm_confidence: Optional[torch.Tensor] = None
         coarse_segm_confidence: Optional[torch.Tensor] = None
 
-    class DensePoseResult:  # the legacy encoded format
+    class DensePoseResult:  # the legacy encoded format (v0.1, v0.1.1)
         def __init__(self, results, boxes_xywh):
             self.results = results
             self.boxes_xywh = boxes_xywh
 
-    for cls, mod in ((DensePoseChartResult, "densepose.structures.chart_result"),
-                     (DensePoseChartResultWithConfidences, "densepose.structures.chart_result"),
-                     (DensePoseResult, "densepose.structures")):
-        cls.__module__, cls.__qualname__ = mod, cls.__name__
-        setattr(mods[mod], cls.__name__, cls)
+    class DensePoseResultV02(DensePoseResult):  # the same class, moved to densepose.data.structures in v0.1.2
+        pass
+
+    for cls, mod, name in ((DensePoseChartResult, "densepose.structures.chart_result", "DensePoseChartResult"),
+                           (DensePoseChartResultWithConfidences, "densepose.structures.chart_result",
+                            "DensePoseChartResultWithConfidences"),
+                           (DensePoseResult, "densepose.structures", "DensePoseResult"),
+                           (DensePoseResultV02, "densepose.data.structures", "DensePoseResult")):
+        cls.__module__, cls.__qualname__, cls.__name__ = mod, name, name
+        setattr(mods[mod], name, cls)
 
     def uninstall():
         for name in DP_MODULES:
@@ -84,7 +90,7 @@ def fake_densepose():
         assert name not in sys.modules
         sys.modules[name] = mod
     ns = types.SimpleNamespace(chart=DensePoseChartResult, conf=DensePoseChartResultWithConfidences,
-                               legacy=DensePoseResult, uninstall=uninstall)
+                               legacy=DensePoseResult, legacy_v02=DensePoseResultV02, uninstall=uninstall)
     yield ns
     uninstall()
 
@@ -233,6 +239,45 @@ def test_legacy_encoded_dump(fake_densepose, dataset, tmp_path):
     np.testing.assert_array_equal(read_iuv(sidecar_path(dataset, dataset / "a.jpg")), expected)
 
 
+def encode_legacy_png(box_iuv):
+    """A per-box IUV as the legacy DensePoseResult stores it: PNG of the [h, w, 3] array, base64 text."""
+    buf = io.BytesIO()
+    Image.fromarray(np.moveaxis(box_iuv, 0, -1)).save(buf, format="png")
+    return base64.encodebytes(buf.getvalue()).decode()
+
+
+def test_box_size_and_position_as_densepose_converters():
+    # DensePose: BoxMode.convert on the float32 tensor, then .long() (make_int_box); float64 would give w = 59.
+    box = [12.000001, 5.0, 72.0, 150.0]
+    t = torch.tensor([box], dtype=torch.float32)
+    xywh = torch.cat([t[:, :2], t[:, 2:] - t[:, :2]], dim=1).long()[0].tolist()
+    assert xywh == [12, 5, 60, 145] and int(72.0 - 12.000001) == 59
+    assert box_xywh_int(box) == (12, 5, 60, 145) == box_xywh_int(t[0]) == box_xywh_int(np.array(box))
+    assert box_xywh_int([3.9, 2.5, 4.0, 2.6]) == (3, 2, 1, 1)  # an empty box still covers one pixel
+
+
+def test_densepose_v02_dump_pastes_the_box_densepose_sized(fake_densepose, tmp_path):
+    """A v0.1.2-v0.2.1 dump (densepose.data.structures.DensePoseResult): its 145 x 60 result fits the box
+    [12.000001, 5, 72, 150] exactly and is pasted at rows 5..149, columns 12..71, unresized."""
+    root = tmp_path / "ds"
+    root.mkdir()
+    Image.fromarray(np.zeros((160, 80, 3), np.uint8)).save(root / "p.jpg")
+    lab, ui, vi = crafted_box_result(145, 60, seed=7)
+    box_iuv = expected_box_iuv(lab, ui, vi)
+    boxes = torch.tensor([[12.000001, 5.0, 72.0, 150.0], [0.0, 0.0, 4.0, 4.0]])
+    small = expected_box_iuv(*crafted_box_result(4, 4, seed=8))
+    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], dim=1)  # apply_net's BoxMode.convert
+    legacy = fake_densepose.legacy_v02([(box_iuv.shape, encode_legacy_png(box_iuv)),
+                                        (small.shape, encode_legacy_png(small))], xywh.tolist())
+    entry = {"file_name": "p.jpg", "scores": torch.tensor([0.9, 0.95]), "pred_boxes_XYXY": boxes,
+             "pred_densepose": legacy}
+    dump = save_dump([entry], tmp_path / "v021.pkl", "pickle", fake_densepose)
+    assert import_dump(dump, root, progress=False)["written"] == 1
+    expected = np.zeros((3, 160, 80), np.uint8)
+    expected[:, 5:150, 12:72] = box_iuv
+    np.testing.assert_array_equal(read_iuv(sidecar_path(root, root / "p.jpg"), size=(160, 80)), expected)
+
+
 # ------------------------------------------------------------------------------------------------
 # Rejection: nothing but tensors and DensePose results is resolved, and nothing forbidden ever runs
 # ------------------------------------------------------------------------------------------------
@@ -358,18 +403,18 @@ def test_select_main_box_rule():
 def test_result_to_iuv_resizes_with_nearest_and_clips():
     labels = torch.tensor([[1, 2], [0, 24]])
     uv = torch.tensor([[[0.25, 0.5], [1.0, 1.0]], [[0.0, 1.0], [0.5, 0.25]]])
-    # box (x0, y0, x1, y1) = (-1.5, 1.2, 2.6, 5.9): 4 x 4 (int of the sizes) at row 1, column -2.
+    # box (x0, y0, x1, y1) = (-1.5, 1.2, 2.6, 5.9): 4 x 4 (trunc of the sizes) at row 1, column -1 (trunc(-1.5)).
     iuv = result_to_iuv(labels, uv, (-1.5, 1.2, 2.6, 5.9), image_size=(6, 3))
     expected = np.zeros((3, 6, 3), np.uint8)
-    # Resized box (columns -2..1, rows 1..4): labels [[1,1,2,2],[1,1,2,2],[0,0,24,24],[0,0,24,24]];
-    # columns -2 and -1 fall outside the image, so columns 0..1 of the image show box columns 2..3.
-    expected[:, 1:5, 0:2] = [
-        [[2, 2], [2, 2], [24, 24], [24, 24]],
-        [[127, 127], [127, 127], [255, 255], [255, 255]],
-        [[255, 255], [255, 255], [63, 63], [63, 63]],
+    # Resized box (columns -1..2, rows 1..4): labels [[1,1,2,2],[1,1,2,2],[0,0,24,24],[0,0,24,24]];
+    # column -1 falls outside the image, so columns 0..2 of the image show box columns 1..3.
+    expected[:, 1:5, 0:3] = [
+        [[1, 2, 2], [1, 2, 2], [0, 24, 24], [0, 24, 24]],
+        [[63, 127, 127], [63, 127, 127], [0, 255, 255], [0, 255, 255]],
+        [[0, 255, 255], [0, 255, 255], [0, 63, 63], [0, 63, 63]],
     ]
     np.testing.assert_array_equal(iuv, expected)
-    # A result of the box's own size is pasted unchanged at (floor(y0), floor(x0)).
+    # A result of the box's own size is pasted unchanged at (trunc(y0), trunc(x0)).
     same = paste_box_iuv(expected[:, 1:5, 0:2], (1.0, 0.0, 3.0, 4.0), (5, 4))
     np.testing.assert_array_equal(same[:, 0:4, 1:3], expected[:, 1:5, 0:2])
     assert same[:, 4].sum() == 0 and same[:, :, [0, 3]].sum() == 0

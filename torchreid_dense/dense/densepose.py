@@ -12,17 +12,24 @@ Main-box rule (:func:`select_main_box`): a re-ID crop holds one main person plus
 others, so the box kept is the one with the largest ``(area of the box clipped to the image) x
 score``; ties go to the lowest index (detectron2 lists boxes by decreasing score).
 
-Pasting rule (:func:`paste_box_iuv`): as DensePose, a box ``(x0, y0, x1, y1)`` covers
-``h = max(int(y1 - y0), 1)`` rows and ``w = max(int(x1 - x0), 1)`` columns starting at
-``(floor(y0), floor(x0))``; a per-box result of another size is first resized to ``h x w`` with
-nearest-neighbour on the quantized I, U, V together (each output pixel takes label and UV from one
-source pixel, so UV values never mix across charts); parts falling outside the image are clipped.
+Pasting rule (:func:`box_xywh_int`, :func:`paste_box_iuv`): exactly DensePose's converters (REFERENCE 1.5):
+the box ``(x0, y0, x1, y1)`` is turned into ``(x0, y0, x1 - x0, y1 - y0)`` in float32 and truncated
+to integers, so it covers ``h = max(trunc(y1 - y0), 1)`` rows and ``w = max(trunc(x1 - x0), 1)`` columns
+from ``(trunc(y0), trunc(x0))`` (box ``[12.000001, 5, 72, 150]``: 60 columns, where float64 gives 59). A
+per-box result of another size (DensePose's own results always have the box's size) is first resized
+to ``h x w`` with nearest-neighbour on the quantized I, U, V together (each output pixel takes label and
+UV from one source pixel, so UV values never mix across charts); parts falling outside the image are
+clipped.
+
+Versions: ``densepose.structures.chart_result.DensePoseChartResult[WithConfidences]`` (2020-10 on),
+``densepose.data.structures.DensePoseResult`` (v0.1.2-v0.2.1) and ``densepose.structures.DensePoseResult``
+(v0.1, v0.1.1); the two legacy ones hold per-box PNG-encoded IUV (:class:`DensePoseResult`).
+Classic Caffe2 DensePose ``<name>_IUV.png`` files are imported by :mod:`torchreid_dense.dense.densepose_caffe2`.
 """
 import base64
 import collections
 import contextlib
 import io
-import math
 import os
 import os.path as osp
 import pickle
@@ -43,7 +50,7 @@ from .sidecar import SIDECAR_KINDS, sidecar_path, sidecar_root
 
 __all__ = [
     "DensePoseDumpError", "DensePoseChartResult", "DensePoseChartResultWithConfidences", "DensePoseResult",
-    "load_dump", "select_main_box", "paste_box_iuv", "result_to_iuv", "dump_entry_to_iuv", "instances_to_iuv",
+    "load_dump", "select_main_box", "box_xywh_int", "paste_box_iuv", "result_to_iuv", "dump_entry_to_iuv", "instances_to_iuv",
     "list_dataset_images", "write_densepose_sidecars", "import_dump", "format_summary", "NO_DETECTION_FILE",
     "IMAGE_EXTENSIONS",
 ]
@@ -82,10 +89,12 @@ class DensePoseChartResultWithConfidences:
 
 
 class DensePoseResult:
-    """Local stand-in for the legacy ``densepose.structures.DensePoseResult`` (DensePose of 2019-2020).
+    """Local stand-in for the legacy ``DensePoseResult`` of DensePose v0.1-v0.2.1 (2019-2020):
+    ``densepose.structures.DensePoseResult`` (v0.1, v0.1.1), ``densepose.data.structures.DensePoseResult``
+    (v0.1.2-v0.2.1); both pickle the same two attributes.
 
-    ``results[i]`` is ``(shape, png)``: the ``[3, h, w]`` quantized IUV of box ``i`` as a base64 PNG;
-    ``boxes_xywh[i]`` is its box.
+    ``results[i]`` is ``(shape, png)``: the ``[3, h, w]`` quantized IUV of box ``i`` (I, U, V) as a base64
+    PNG, ``h x w`` being the box size of :func:`box_xywh_int`; ``boxes_xywh[i]`` is its float32 box.
     """
 
     def __init__(self, results=(), boxes_xywh=()):
@@ -132,7 +141,8 @@ def _latin1_encode(text, encoding="latin1"):
 _RESULT_CLASSES = {
     ("densepose.structures.chart_result", "DensePoseChartResult"): DensePoseChartResult,
     ("densepose.structures.chart_result", "DensePoseChartResultWithConfidences"): DensePoseChartResultWithConfidences,
-    ("densepose.structures", "DensePoseResult"): DensePoseResult,
+    ("densepose.structures", "DensePoseResult"): DensePoseResult,  # v0.1, v0.1.1
+    ("densepose.data.structures", "DensePoseResult"): DensePoseResult,  # v0.1.2 - v0.2.1
 }
 
 
@@ -306,16 +316,25 @@ def select_main_box(boxes_xyxy, scores, image_size, min_score=0.0):
     return best if merit[best] > 0 else None
 
 
+def box_xywh_int(box_xyxy):
+    """``(x, y, w, h)`` integers of a box ``(x0, y0, x1, y1)`` as DensePose's converters compute them.
+
+    DensePose converts XYXY to XYWH on the float32 box tensor (``BoxMode.convert``: ``w = x1 - x0`` in
+    float32) and truncates every coordinate (``make_int_box``); a result covers ``max(w, 1) x max(h, 1)``.
+    """
+    x0, y0, x1, y1 = _numpy(box_xyxy, np.float32).reshape(4)
+    w, h = np.float32(x1 - x0), np.float32(y1 - y0)  # float32 arithmetic, as on the box tensor
+    return int(x0), int(y0), max(int(w), 1), max(int(h), 1)
+
+
 def paste_box_iuv(box_iuv, box_xyxy, image_size):
     """Paste a per-box ``[3, h, w]`` uint8 IUV into an image-sized ``[3, H, W]`` canvas (module doc: pasting rule)."""
     box_iuv = _numpy(box_iuv)
     if box_iuv.dtype != np.uint8 or box_iuv.ndim != 3 or box_iuv.shape[0] != 3:
         raise ValueError(f"paste_box_iuv: expected a [3, h, w] uint8 IUV, got {box_iuv.dtype} {box_iuv.shape}")
-    x0, y0, x1, y1 = (float(c) for c in _numpy(box_xyxy, np.float64).reshape(4))
-    bh, bw = max(int(y1 - y0), 1), max(int(x1 - x0), 1)
+    left, top, bw, bh = box_xywh_int(box_xyxy)
     if box_iuv.shape[1:] != (bh, bw):
         box_iuv = resize_iuv_nearest(box_iuv, (bh, bw))
-    top, left = math.floor(y0), math.floor(x0)
     height, width = image_size
     canvas = np.zeros((3, height, width), dtype=np.uint8)
     ya, yb = max(top, 0), min(top + bh, height)
@@ -394,7 +413,7 @@ def list_dataset_images(dataset_dir):
 
 
 def write_densepose_sidecars(dataset_dir, image_paths, estimate_iuv, overwrite=False, progress=True,
-                             desc="densepose"):
+                             desc="densepose", errors=()):
     """Write the ``densepose`` sidecar (IUV PNG) of every image; resumable and atomic.
 
     Images whose sidecar exists are skipped unless ``overwrite``. Images with no detection get no
@@ -407,14 +426,16 @@ def write_densepose_sidecars(dataset_dir, image_paths, estimate_iuv, overwrite=F
         estimate_iuv: ``f(image_path, (H, W)) -> [3, H, W] uint8 IUV or None`` (no detection).
         overwrite: rewrite existing sidecars.
         progress: show a tqdm progress bar.
+        errors: exception classes of ``estimate_iuv`` that mark one image's input as bad: recorded and
+            skipped (nothing written for it), the others still written.
 
     Returns:
-        dict with ``total``, ``written``, ``skipped``, ``no_detection`` (list of relative paths) and
-        ``no_detection_file``.
+        dict with ``total``, ``written``, ``skipped``, ``no_detection`` (list of relative paths),
+        ``no_detection_file`` and ``bad`` (list of ``(relative path, problem)``).
     """
     dataset_dir = osp.abspath(os.fspath(dataset_dir))
     image_paths = list(image_paths)
-    written, skipped, no_detection = 0, 0, []
+    written, skipped, no_detection, bad = 0, 0, [], []
     for image_path in tqdm(image_paths, desc=desc, unit="img", disable=not progress):
         out = sidecar_path(dataset_dir, image_path, "densepose")
         if not overwrite and osp.exists(out):
@@ -422,9 +443,14 @@ def write_densepose_sidecars(dataset_dir, image_paths, estimate_iuv, overwrite=F
             continue
         with Image.open(image_path) as im:
             width, height = im.size
-        iuv = estimate_iuv(image_path, (height, width))
+        rel = osp.relpath(osp.abspath(image_path), dataset_dir).replace(os.sep, "/")
+        try:
+            iuv = estimate_iuv(image_path, (height, width))
+        except tuple(errors) as e:
+            bad.append((rel, str(e)))
+            continue
         if iuv is None:
-            no_detection.append(osp.relpath(osp.abspath(image_path), dataset_dir).replace(os.sep, "/"))
+            no_detection.append(rel)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(out)
             continue
@@ -434,7 +460,7 @@ def write_densepose_sidecars(dataset_dir, image_paths, estimate_iuv, overwrite=F
     with atomic_write(listing, "w") as f:
         f.write("".join(p + "\n" for p in no_detection))
     return {"total": len(image_paths), "written": written, "skipped": skipped, "no_detection": no_detection,
-            "no_detection_file": listing}
+            "no_detection_file": listing, "bad": bad}
 
 
 def format_summary(summary):
@@ -446,6 +472,10 @@ def format_summary(summary):
         more = len(summary["no_detection"]) - len(shown)
         lines += ["  " + p for p in shown] + ([f"  ... and {more} more"] if more else [])
         lines.append(f"the full list is in {summary['no_detection_file']}")
+    if summary.get("bad"):
+        lines.append(f"{len(summary['bad'])} images not imported, their DensePose files are bad (fix or delete them "
+                     "and run again; finished sidecars are kept):")
+        lines += [f"  {rel}: {problem}" for rel, problem in summary["bad"]]
     return "\n".join(lines)
 
 

@@ -163,6 +163,11 @@ def read_iuv(path, size=None, resize=False):
         raise IUVFormatError(f"{path}: an IUV map is a 3-channel 8-bit PNG (I, U, V), got mode {mode} with "
                              f"shape {arr.shape}")
     iuv = np.ascontiguousarray(arr.transpose(2, 0, 1))
+    if iuv[0].size and int(iuv[0].max()) > NUM_CHARTS and int(iuv[2].max()) <= NUM_CHARTS:
+        raise IUVFormatError(
+            f"{path}: the first channel holds {int(iuv[0].max())} (labels are 0..{NUM_CHARTS}) but the third "
+            "looks like labels: this is a classic Caffe2 DensePose <name>_IUV.png (written by cv2, channels V, U, I); "
+            "import such files with python tools/import_densepose.py --legacy-iuv-dir DIR --dataset-dir DATASET_DIR")
     if size is not None and resize and tuple(iuv.shape[1:]) != tuple(size):
         iuv = resize_iuv_nearest(iuv, size)
     return validate_iuv(iuv, source=path, size=size)

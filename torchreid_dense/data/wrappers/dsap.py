@@ -40,7 +40,8 @@ class DSAPDataset(SidecarDataset):
     fallback_description = "mean-initialised DSAP-images with dsap_valid all False"
     create_hints = {
         "densepose": "import a DensePose dump with python tools/import_densepose.py --dump DUMP.pkl --dataset-dir "
-                     "{dataset_dir} (DensePose's apply_net.py dump), or run DensePose with python "
+                     "{dataset_dir} (DensePose's apply_net.py dump; classic Caffe2 DensePose <name>_IUV.png files: "
+                     "--legacy-iuv-dir DIR instead of --dump), or run DensePose with python "
                      "tools/extract_densepose.py --dataset-dir {dataset_dir} --config CONFIG --weights WEIGHTS",
         "densepose_gt": "ground-truth IUV exists for SynthReID only; use dense.iuv_kind densepose for {name}",
     }
