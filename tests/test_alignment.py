@@ -262,3 +262,25 @@ def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     assert san.dense.sidecar_root == "{suite.dir}/textures/sanpg" and san.san.init_weights
     assert cfgs["san_fused"].dense.sidecar_root == "{suite.dir}/textures/fused"
     assert cfgs["dsa_reid_part_sum"].dsa.part_id_reduction == "sum" and cfgs["san_tr_sum"].san.tr_reduction == "sum"
+
+
+# ------------------------------------------------------------------------------------------- demo pictures
+
+
+def test_rank_gallery_leaves_out_same_camera_matches_like_torchreid(tmp_path):
+    from torchreid_dense.benchmark.ranks import rank_gallery
+    from torchreid_dense.dense.visualize import save_ranked_figure
+
+    qf = torch.tensor([[0.0], [10.0]])
+    gf = torch.tensor([[0.1], [0.2], [0.3], [9.0], [10.5]])
+    g_pids, g_cams = [1, 1, 2, 3, 2], [0, 1, 1, 0, 0]
+    index, correct = rank_gallery(qf, gf, [1, 2], [0, 0], g_pids, g_cams, topk=3)
+    # query 1 (camera 0): gallery 0 is the same identity seen by the same camera -> left out
+    assert index[0].tolist() == [1, 2, 3] and correct[0].tolist() == [True, False, False]
+    # query 2 (camera 0): gallery 4 (pid 2, camera 0) left out; gallery 2 (pid 2, camera 1) is the match
+    assert index[1].tolist() == [3, 2, 1] and correct[1].tolist() == [False, True, False]
+    pic = np.zeros((16, 8, 3), np.uint8)
+    out = tmp_path / "ranks.png"
+    save_ranked_figure(str(out), [pic, pic], [("a", [[(pic, True)] * 3] * 2), ("b", [[(pic, False)] * 3] * 2)],
+                       topk=3, title="t")
+    assert Image.open(out).size[0] > 100

@@ -19,6 +19,20 @@ def _chart_colours():
 CHART_COLOURS = _chart_colours()  # [25, 3] in [0, 1]; row 0 (background) is black
 
 
+def _save(fig, out_png, title=None, title_size=9, dpi=100):
+    """Title, lay out, write ``fig`` atomically as a PNG and close it (every figure of this module)."""
+    import matplotlib.pyplot as plt
+
+    from ..utils.io import atomic_write
+
+    if title:
+        fig.suptitle(title, fontsize=title_size)
+    fig.tight_layout()
+    with atomic_write(out_png) as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    plt.close(fig)
+
+
 def colorize_iuv(iuv, shade_uv=True):
     """``[3, H, W]`` IUV map -> ``[H, W, 3]`` uint8 picture: one colour per chart, shaded by U and V."""
     labels, u, v = dequantize_iuv(np.asarray(iuv))
@@ -41,8 +55,6 @@ def save_dsap_figure(out_png, image, iuv, dsap, valid=None, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..utils.io import atomic_write
-
     dsap = np.clip(np.asarray(dsap, dtype=np.float32), 0, 255).astype(np.uint8)
     fig = plt.figure(figsize=(13, 5.2))
     grid = fig.add_gridspec(4, 8, width_ratios=[1.4, 1.4, 1, 1, 1, 1, 1, 1])
@@ -57,12 +69,7 @@ def save_dsap_figure(out_png, image, iuv, dsap, valid=None, title=None):
         empty = valid is not None and not bool(valid[k])
         ax.set_title(f"{k + 1} {PART_NAMES[k]}" + (" (empty)" if empty else ""), fontsize=6)
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_write(out_png) as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    _save(fig, out_png, title, title_size=10, dpi=110)
 
 
 def save_texture_figure(out_png, images, textures, renders=None, notes=None, titles=None, title=None):
@@ -81,8 +88,6 @@ def save_texture_figure(out_png, images, textures, renders=None, notes=None, tit
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..utils.io import atomic_write
 
     n = len(images)
     if n == 0 or len(textures) != n:
@@ -103,12 +108,7 @@ def save_texture_figure(out_png, images, textures, renders=None, notes=None, tit
             else:
                 ax.text(0.5, 0.5, notes[row] or "no IUV", ha="center", va="center", wrap=True, fontsize=6,
                         transform=ax.transAxes)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_write(out_png) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    _save(fig, out_png, title, title_size=9, dpi=100)
 
 
 def save_ranked_figure(out_png, queries, models, topk=5, title=None):
@@ -126,8 +126,6 @@ def save_ranked_figure(out_png, queries, models, topk=5, title=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..utils.io import atomic_write
 
     n, cols = len(queries), 1 + len(models) * (topk + 1)
     fig, axes = plt.subplots(n, cols, figsize=(0.62 * cols, 1.25 * n), squeeze=False)
@@ -149,9 +147,4 @@ def save_ranked_figure(out_png, queries, models, topk=5, title=None):
                     spine.set_linewidth(2.5)
                 if row == 0 and k == 0:
                     ax.set_title(name, fontsize=6, loc="left")
-    if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    with atomic_write(out_png) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    _save(fig, out_png, title, title_size=8, dpi=100)
