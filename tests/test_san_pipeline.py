@@ -4,6 +4,7 @@ on missing sidecars (dense.max_missing).
 The data set is a Market-1501-layout copy of SynthReID tiny's images (no sidecar, no pit/); the steps run at
 tiny sizes, one epoch each.
 """
+import json
 import logging
 import os
 import os.path as osp
@@ -120,6 +121,21 @@ def test_san_steps_from_one_command_then_reused_and_checked(market_copy, tmp_pat
     with pytest.raises(StepMismatchError, match=r"san\.pg_max_epoch: 1 there, 2 now"):
         main(san_options(root, save_dir, "train.max_epoch", "0", "san.pg_max_epoch", "2"))
     assert os.stat(ckpt).st_mtime_ns == stamps[ckpt]
+
+    # an interrupted SAN-PG (record unfinished, no final checkpoint) resumes from its last epoch-end checkpoint;
+    # the same weights again, so the textures they predicted are still reused
+    record_path = osp.join(pg_dir, STEP_FILE)
+    record = json.load(open(record_path))
+    json.dump(dict(record, complete=False), open(record_path, "w"))
+    os.remove(ckpt)
+    main(san_options(root, save_dir, "train.max_epoch", "0"))
+    assert json.load(open(record_path))["complete"] and osp.isfile(ckpt)
+    assert torch.equal(torch.load(ckpt, weights_only=True)["state_dict"]["decoder.to_texture.weight"],
+                       state["state_dict"]["decoder.to_texture.weight"])
+    log = open(osp.join(save_dir, "log.txt")).read()
+    last = osp.join(pg_dir, "model", "checkpoint_last.pth")
+    assert "SAN-PG: resuming san_pg_r18" in log and f"Resumed from '{last}'" in log
+    assert os.stat(textures[0]).st_mtime_ns == stamps[textures[0]]
 
     # an existing san.init_weights and existing textures skip their steps
     other = str(tmp_path / "given")

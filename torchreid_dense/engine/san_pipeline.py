@@ -38,6 +38,8 @@ import logging
 import os
 import os.path as osp
 
+import torch
+
 from .. import compat
 from ..config import imagedata_kwargs
 from ..data.pit import PITDataset, ensure_pit_pairs, pit_pairs_dir
@@ -48,6 +50,7 @@ from ..registry import PIPELINES
 from ..utils import distributed as du
 from ..utils.io import atomic_write
 from .base import CHECKPOINT_LAST
+from .checkpoint import model_state_of, read_checkpoint
 
 __all__ = ["StepMismatchError", "prepare_san", "san_pg_config", "PG_MODELS", "STEP_FILE", "STEPS_DIR"]
 
@@ -128,11 +131,13 @@ def _finish(directory, step, settings, **outputs):
     du.barrier()
 
 
-def _sha1(path, chunk=1 << 22):
+def _weights_digest(path):
+    """SHA-1 of a checkpoint's weights (names, dtypes, shapes, values): the same for a re-saved copy."""
     digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
+    for name, tensor in sorted(model_state_of(read_checkpoint(path)).items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
@@ -243,7 +248,7 @@ def _pg_step(cfg, info, pit_root, steps_dir, source):
         pg.defrost()
         pg.model.resume = last
         pg.freeze()
-    logger.info("SAN step 2/3, SAN-PG: %s %s for %d epochs on the PIT pairs of %s, in %s (log: %s)",
+    logger.info("SAN step 2/3, SAN-PG: %s %s (san.pg_max_epoch %d) on the PIT pairs of %s, in %s (log: %s)",
                 "resuming" if pg.model.resume else "training", pg.model.name, cfg.san.pg_max_epoch, pit_root,
                 directory, osp.join(directory, "log.txt"))
     from .launch import run_job  # the launcher calls these steps: imported when they run
@@ -284,8 +289,8 @@ def _texture_step(cfg, dataset, name, weights, pit_root, steps_dir, source):
             "checkpoint, or create the textures (tools/generate_textures.py) and point dense.sidecar_root at them")
     directory = osp.join(steps_dir, f"textures_{source}")
     pg = san_pg_config(cfg, pit_root, osp.join(steps_dir, "san_pg"), source)
-    settings = {"weights": osp.abspath(weights), "weights_sha1": _sha1(weights), "model.name": pg.model.name,
-                "data.height": cfg.data.height, "data.width": cfg.data.width,
+    settings = {"weights": osp.abspath(weights), "weights_digest": _weights_digest(weights),
+                "model.name": pg.model.name, "data.height": cfg.data.height, "data.width": cfg.data.width,
                 "data.norm_mean": list(cfg.data.norm_mean), "data.norm_std": list(cfg.data.norm_std),
                 "san.texture_size": list(cfg.san.texture_size), "san.decoder_widths": list(cfg.san.decoder_widths),
                 "dataset": source, "dataset_dir": osp.abspath(dataset.dataset_dir)}
