@@ -1,6 +1,7 @@
 """Shared fixtures: small data-set layouts written by the tests themselves."""
 import os
 import os.path as osp
+import tempfile
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ import torch
 from PIL import Image
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# the plugin's caches (the file check's) go to a folder of this test session, not the user's cache directory
+os.environ["TORCHREID_DENSE_CACHE"] = tempfile.mkdtemp(prefix="torchreid_dense_cache_")
 
 
 def write_market_layout(root, num_ids=4, cams=(1, 2), per_cam=2, size=(32, 16), seed=0):

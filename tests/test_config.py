@@ -66,6 +66,7 @@ TORCHREID_DEFAULTS = {
 PLUGIN_DEFAULTS = {
     "train.warmup_epochs": 0, "train.warmup_lr": 8e-6, "train.amp": "", "train.channels_last": False,
     "train.checkpoint_every": 0, "model.pretrained_path": "",
+    "data.check_files": True, "data.skip_bad": False, "data.check_cache": "",
     "dense.dsap_size": 32, "dense.alignment": "dense", "dense.iuv_kind": "densepose",
     "dense.strict": False, "dense.cache": False, "dense.sidecar_root": "", "dense.max_missing": 0.5,
     "dsa.weight_id_mf": 0.5, "dsa.weight_triplet": 1.5, "dsa.weight_id_fused": 1.0, "dsa.fusion": "add",
@@ -281,7 +282,8 @@ def test_imagedata_kwargs_match_torchreid_datamanager():
                          "dense.alignment", "csa", "cuhk03.labeled_images", "True", "train.batch_size", "64"])
     kwargs = imagedata_kwargs(cfg)
     params = set(inspect.signature(compat.ImageDataManager.__init__).parameters) - {"self"}
-    assert set(kwargs) - {"dense"} == params
+    assert set(kwargs) - {"dense", "file_check"} == params
+    assert kwargs["file_check"] == {"skip_bad": False, "cache_dir": ""}
     assert kwargs["dense"] == dict(size=16, alignment="csa", iuv_kind="densepose", strict=False, cache=False, sidecar_root="",
                                    max_missing=0.5, texture_size=(192, 128))
     assert (kwargs["batch_size_train"], kwargs["batch_size_test"]) == (64, 100)

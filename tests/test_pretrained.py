@@ -52,7 +52,7 @@ def test_cli_reports_the_offline_error_in_one_line(offline, market_layout, tmp_p
                 "data.width", "16", "data.workers", "0", "data.save_dir", str(tmp_path / "log"),
                 "train.batch_size", "4", "sampler.num_instances", "2"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: DSA-reID MF-Stream (resnet18): the ImageNet weights of resnet18 could")
+    assert code == 2 and "\nerror: DSA-reID MF-Stream (resnet18): the ImageNet weights of resnet18 could" in "\n" + err
     assert "Traceback" not in err and "resnet18-f37072fd.pth" in err
 
 

@@ -339,6 +339,10 @@ def get_default_config():
     cfg.data.norm_std = [0.229, 0.224, 0.225]  # default is imagenet std
     cfg.data.save_dir = "log"  # path to save log
     cfg.data.load_train_targets = False  # load training set from target dataset
+    # the plugin's file check before training (torchreid_dense/data/file_check.py)
+    cfg.data.check_files = True  # read every image and sidecar the loaders will read before the first epoch (cached)
+    cfg.data.skip_bad = False  # drop (and count) the images whose image or sidecar file is bad instead of stopping
+    cfg.data.check_cache = ""  # directory of the check's cache ('' = $XDG_CACHE_HOME/torchreid_dense/file_check)
 
     # specific datasets
     cfg.market1501 = CfgNode()
@@ -424,7 +428,8 @@ def get_default_config():
 
 
 def imagedata_kwargs(cfg):
-    """Keyword arguments of ``DenseImageDataManager``: torchreid's ``ImageDataManager`` ones + ``dense``."""
+    """Keyword arguments of ``DenseImageDataManager``: torchreid's ``ImageDataManager`` ones + ``dense`` and
+    ``file_check``."""
     return {
         "root": cfg.data.root,
         "sources": list(cfg.data.sources),
@@ -450,6 +455,8 @@ def imagedata_kwargs(cfg):
         "cuhk03_labeled": cfg.cuhk03.labeled_images,
         "cuhk03_classic_split": cfg.cuhk03.classic_split,
         "market1501_500k": cfg.market1501.use_500k_distractors,
+        "file_check": {"skip_bad": cfg.data.skip_bad, "cache_dir": cfg.data.check_cache} if cfg.data.check_files
+        else False,
         "dense": {
             "size": cfg.dense.dsap_size,
             "alignment": cfg.dense.alignment,

@@ -51,6 +51,7 @@ from ..config import (
     optimizer_kwargs,
 )
 from ..data.availability import DatasetNotFoundError, check_datasets_present, explain_missing_dataset
+from ..data.file_check import BadFilesError
 from ..models import build_model_from_config, engine_name_of
 from ..optim import build_lr_scheduler, build_optimizer
 from ..registry import ENGINES, PIPELINES
@@ -356,7 +357,7 @@ def prepare_job(cfg, info):
 
 # Errors that are the user's to fix: reported as one line, no traceback.
 _USER_ERRORS = (ConfigKeyError, ConfigValueError, FileNotFoundError, DatasetNotFoundError, CheckpointError,
-                CheckpointMismatchError, NonFiniteLossError, StepMismatchError)
+                CheckpointMismatchError, NonFiniteLossError, StepMismatchError, BadFilesError)
 
 
 def cli(argv=None):

@@ -1,0 +1,315 @@
+"""Find bad files before training, all at once: every image of the splits and every sidecar it will read.
+
+A truncated JPEG or a garbage IUV PNG otherwise surfaces only when the sampler first draws it, which in
+a long run can be days in. :func:`check_datasets` reads, before the first epoch, each file the loaders
+will read, exactly as they read it (images with :func:`~torchreid_dense.compat.read_image`, IUV maps with
+:func:`~torchreid_dense.dense.iuv.read_iuv` at their image's size, textures with
+:func:`~torchreid_dense.data.texture_io.load_texture` at the texture size, the DSAP cache's arrays by
+their header), in a pool of worker processes. Sidecars that do not exist are the wrappers' counted
+fallback and are not read.
+
+Results are kept in a JSON cache keyed by path, file size and modification time (and, for an IUV map,
+the image size it was checked against), so a second run only stats the files. The cache lives in
+``data.check_cache`` or the user cache directory (:func:`default_cache_dir`), never inside a data set.
+
+All bad files are reported in one :class:`BadFilesError` (path and problem each), or, with
+``skip_bad``, their images are dropped from the splits and counted.
+"""
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import os.path as osp
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import compat
+from ..dense.iuv import IUVFormatError, read_iuv
+from ..utils.io import atomic_write
+from .texture_io import TextureReadError, load_texture
+
+__all__ = ["BadFilesError", "check_datasets", "default_cache_dir", "cache_file_for", "CACHE_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+_CHUNK = 256  # items per worker task
+
+
+class BadFilesError(ValueError):
+    """Files of the data sets that cannot be read as training would read them (all of them, one per line)."""
+
+
+def default_cache_dir():
+    """``$TORCHREID_DENSE_CACHE`` or ``$XDG_CACHE_HOME/torchreid_dense`` (``~/.cache/torchreid_dense``), + ``file_check``."""
+    base = os.environ.get("TORCHREID_DENSE_CACHE") or osp.join(
+        os.environ.get("XDG_CACHE_HOME") or osp.join(osp.expanduser("~"), ".cache"), "torchreid_dense")
+    return osp.join(base, "file_check")
+
+
+def cache_file_for(datasets, cache_dir=None):
+    """The cache file of a set of data sets: one per combination of their directories."""
+    dirs = sorted({osp.abspath(d) for ds in datasets for d in _dataset_dirs(ds)})
+    digest = hashlib.sha1("\n".join(dirs).encode()).hexdigest()[:16]
+    return osp.join(cache_dir or default_cache_dir(), f"{digest}.json")
+
+
+def _dataset_dirs(dataset):
+    bases = getattr(dataset, "sidecar_bases", None)
+    if bases:
+        return bases
+    return [getattr(dataset, "dataset_dir", "")] if getattr(dataset, "dataset_dir", "") else \
+        sorted({osp.dirname(item[0]) for item in dataset.data})
+
+
+# ------------------------------------------------------------------------------------------------
+# What is read, and how (the loaders' own readers)
+# ------------------------------------------------------------------------------------------------
+
+
+def _check_image(path, _param):
+    """``(problem or None, [H, W])`` of an image, decoded as the loaders decode it."""
+    try:
+        image = compat.read_image(path)
+    except compat.ImageReadError as e:
+        return str(e), None
+    return None, [image.height, image.width]
+
+
+def _check_iuv(path, image_hw):
+    try:
+        read_iuv(path, size=tuple(image_hw))
+    except (IUVFormatError, OSError) as e:
+        return str(e), None
+    return None, None
+
+
+def _check_texture(path, texture_size):
+    try:
+        load_texture(path, tuple(texture_size))
+    except (TextureReadError, OSError, ValueError) as e:
+        return str(e), None
+    return None, None
+
+
+# sidecar kind -> (reader, how its parameter is obtained from the image size and the data set's options)
+_SIDECAR_CHECKS = {
+    "densepose": (_check_iuv, lambda hw, options: hw),
+    "densepose_gt": (_check_iuv, lambda hw, options: hw),
+    "textures": (_check_texture, lambda hw, options: list(options.get("texture_size", (240, 160)))),
+}
+
+
+def _sidecars_of(dataset, path):
+    """The ``(kind, sidecar path)`` a data set's item reads (existing files only: others are the fallback)."""
+    if not hasattr(dataset, "sidecar_of"):
+        return []
+    side = dataset.sidecar_of(path)
+    return [(dataset.kind, side)] if dataset.kind in _SIDECAR_CHECKS and osp.exists(side) else []
+
+
+def _check_item(task):
+    """Worker: check one image (unless its cached result is given) and its sidecars."""
+    image, cached, sidecars, options = task
+    out = {}
+    if cached is None:
+        cached = _check_image(image, None)
+        out[image] = cached
+    problem, hw = cached
+    for kind, path in sidecars:
+        if hw is None:  # the image itself is bad: its sidecars are not reachable
+            continue
+        reader, param_of = _SIDECAR_CHECKS[kind]
+        param = param_of(hw, options)
+        out[path] = reader(path, param) + (param,)
+    return out
+
+
+def _check_chunk(tasks):
+    results = {}
+    for task in tasks:
+        results.update(_check_item(task))
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# The cache
+# ------------------------------------------------------------------------------------------------
+
+
+def _stat(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _load_cache(cache_file):
+    try:
+        with open(cache_file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data.get("entries", {}) if data.get("version") == CACHE_VERSION else {}
+
+
+def _cached(entries, path, stat, param=None):
+    """The cached ``(problem, info)`` of ``path`` when its size, mtime and check parameter are unchanged."""
+    entry = entries.get(path)
+    if entry is None or stat is None or entry[0] != stat or entry[3] != param:
+        return None
+    return entry[1], entry[2]
+
+
+# ------------------------------------------------------------------------------------------------
+# The check
+# ------------------------------------------------------------------------------------------------
+
+
+def _dsap_cache_problems(dataset):
+    """Problems of a DSAP data set's existing memory-mapped cache arrays (header and size only)."""
+    if not (getattr(dataset, "options", {}).get("cache") and hasattr(dataset, "_cache_paths")):
+        return []
+    dsap_file, valid_file, paths = dataset._cache_paths()
+    s = dataset.options["size"]
+    problems = []
+    for path, shape, dtype in ((dsap_file, (len(paths), 24, 3, s, s), np.uint8), (valid_file, (len(paths), 24), bool)):
+        if not osp.exists(path):
+            continue  # built from the (checked) images and IUV maps on first use
+        try:
+            arr = np.load(path, mmap_mode="r")
+            ok = arr.shape == shape and arr.dtype == dtype
+        except (OSError, ValueError) as e:
+            ok, arr = False, e
+        if not ok:
+            got = f"{arr.shape} {arr.dtype}" if isinstance(arr, np.ndarray) else f"unreadable ({arr})"
+            problems.append((path, f"{path}: DSAP cache array is {got}, expected {shape} {np.dtype(dtype)}; delete "
+                                   "it and it is rebuilt from the images and IUV maps"))
+    return problems
+
+
+def check_datasets(datasets, skip_bad=False, workers=2, cache_file=None, progress=True):
+    """Check every file the ``datasets`` will read; raise on bad ones or, with ``skip_bad``, drop their items.
+
+    Args:
+        datasets (iterable): torchreid data sets (``.data`` lists of ``(path, pid, camid, dsetid)``), sidecar
+            wrappers included; a data set listed twice is checked once.
+        skip_bad (bool): drop items whose image or sidecar is bad (in place, from ``dataset.data``) instead
+            of raising.
+        workers (int): worker processes (0 or 1: in this process).
+        cache_file (str): JSON cache of the results (default: :func:`cache_file_for` in
+            :func:`default_cache_dir`); ``False``: no cache.
+        progress (bool): a progress bar while files are decoded.
+
+    Returns:
+        dict: ``files`` (checked), ``decoded`` (not answered by the cache), ``bad`` (list of
+        ``(path, problem)``), ``dropped`` (``{split label: count}``), ``seconds``, ``cache_file``.
+
+    Raises:
+        BadFilesError: listing every bad file, when ``skip_bad`` is False (or a DSAP cache array is bad).
+    """
+    start = time.perf_counter()
+    unique = list({id(ds): ds for ds in datasets}.values())
+    if cache_file is None:
+        cache_file = cache_file_for(unique)
+    entries = _load_cache(cache_file) if cache_file else {}
+
+    # what each item reads, and what the cache already answers
+    item_files, tasks, stats = [], {}, {}
+    for ds in unique:
+        options = dict(getattr(ds, "options", {}))
+        files = []
+        for item in ds.data:
+            image = item[0]
+            sidecars = _sidecars_of(ds, image)
+            files.append([image] + [p for _, p in sidecars])
+            for p in files[-1]:
+                if p not in stats:
+                    stats[p] = _stat(p)
+            image_result = _cached(entries, image, stats[image])
+            pending = []
+            for kind, p in sidecars:
+                param = _SIDECAR_CHECKS[kind][1](image_result[1], options) if image_result and image_result[1] else None
+                if image_result is None or _cached(entries, p, stats[p], param) is None:
+                    pending.append((kind, p))
+            if image_result is None or pending:
+                key = (image, tuple(pending))
+                tasks.setdefault(key, (image, image_result, pending, options))
+        item_files.append(files)
+
+    # decode what the cache did not answer, in parallel
+    fresh = {}
+    task_list = list(tasks.values())
+    chunks = [task_list[i:i + _CHUNK] for i in range(0, len(task_list), _CHUNK)]
+    bar = tqdm(total=len(task_list), desc="checking files", unit="img", disable=not progress or not task_list)
+    if int(workers) > 1 and len(chunks) > 1:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(max_workers=int(workers), mp_context=context) as pool:
+            for chunk, result in zip(chunks, pool.map(_check_chunk, chunks)):
+                fresh.update(result)
+                bar.update(len(chunk))
+    else:
+        for chunk in chunks:
+            fresh.update(_check_chunk(chunk))
+            bar.update(len(chunk))
+    bar.close()
+    decoded = len(fresh)
+    for path, result in fresh.items():
+        problem, info = result[:2]
+        param = result[2] if len(result) > 2 else None
+        if stats.get(path) is not None:
+            entries[path] = [stats[path], problem, info, param]
+
+    # collect the problems of every item; drop or raise
+    def problem_of(path):
+        entry = entries.get(path)
+        if path in fresh:
+            return fresh[path][0]
+        if entry is not None and entry[0] == stats.get(path):
+            return entry[1]
+        return None if stats.get(path) is not None else f"{path}: the file does not exist"
+
+    bad, seen, dropped = [], set(), {}
+    for ds, files in zip(unique, item_files):
+        keep = []
+        for item, paths in zip(ds.data, files):
+            problems = [(p, problem_of(p)) for p in paths if problem_of(p)]
+            for p, problem in problems:
+                if p not in seen:
+                    seen.add(p)
+                    bad.append((p, problem))
+            keep.append(not problems)
+        if skip_bad and not all(keep):
+            label = f"{type(ds).__name__} ({getattr(ds, 'mode', '?')})"
+            dropped[label] = keep.count(False)
+            ds.data[:] = [item for item, k in zip(ds.data, keep) if k]
+    cache_problems = [p for ds in unique for p in _dsap_cache_problems(ds)]
+
+    if cache_file and (fresh or not osp.exists(cache_file)):
+        try:
+            with atomic_write(cache_file, "w") as f:
+                json.dump({"version": CACHE_VERSION, "entries": entries}, f)
+        except OSError as e:  # an unwritable cache costs time, never the run
+            logger.warning("file check: cannot write its cache %s (%s); the next run checks every file again",
+                           cache_file, e)
+    report = {"files": len(stats), "decoded": decoded, "bad": bad + cache_problems, "dropped": dropped,
+              "seconds": time.perf_counter() - start, "cache_file": cache_file or None}
+    if cache_problems or (bad and not skip_bad):
+        listed = bad + cache_problems
+        raise BadFilesError(
+            f"{len(listed)} bad file(s) found before training (of {len(stats)} images and sidecars checked); "
+            "fix or delete them, or set data.skip_bad True to drop their images and train on the rest:\n"
+            + "\n".join(f"  {problem}" for _, problem in listed))
+    logger.info("Checked %d images and sidecars in %.1f s (%d decoded, the rest unchanged since %s)%s",
+                len(stats), report["seconds"], decoded, cache_file or "(no cache)",
+                f"; data.skip_bad dropped {sum(dropped.values())} images whose files are bad: "
+                + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else "")
+    for _, problem in bad:
+        logger.warning("  dropped: %s", problem)
+    return report
