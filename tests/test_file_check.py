@@ -12,13 +12,7 @@ from torchreid_dense.data.file_check import BadFilesError, check_datasets
 from torchreid_dense.dense import sidecar_path, write_iuv
 from torchreid_dense.engine.launch import cli
 from torchreid_dense.utils.io import save_png
-
-
-def good_iuv(h=32, w=16):
-    iuv = np.zeros((3, h, w), dtype=np.uint8)
-    iuv[0, 4:28, 4:12] = 3
-    iuv[1:] = 100
-    return iuv
+from test_bad_input import good_iuv  # noqa: E402  (a valid 32x16 IUV map, or of another size)
 
 
 @pytest.fixture
