@@ -121,3 +121,19 @@ def test_cli_stops_in_one_line_before_training(broken_market, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "\nerror: 2 bad file(s) found before training" in err and "Traceback" not in err
     assert bad[0] in err and bad[1] in err
+
+
+def test_dsap_cache_is_built_after_the_check_and_its_arrays_are_checked(broken_market, tmp_path):
+    root, ds_dir, paths, train, bad = broken_market
+    kw = dict(root=root, sources="market1501_dsap", targets="market1501", height=32, width=16, workers=0,
+              use_gpu=False, dense=dict(cache=True))
+    with pytest.raises(BadFilesError, match=r"^2 bad file"):  # not the first IUV error while caching
+        DenseImageDataManager(file_check=dict(progress=False), **kw)
+    dm = DenseImageDataManager(file_check=dict(progress=False, skip_bad=True), **kw)
+    train_set = dm.train_loader.dataset
+    dsap_file, valid_file, cached_paths = train_set._cache_paths()
+    assert len(cached_paths) == len(train) - 2 and np.load(dsap_file, mmap_mode="r").shape[0] == len(train) - 2
+    with open(valid_file, "r+b") as f:
+        f.truncate(100)  # a cut-off cache array
+    with pytest.raises(BadFilesError, match=r"DSAP cache array is unreadable .*delete it and it is rebuilt"):
+        check_datasets([train_set], cache_file=False, skip_bad=True, progress=False)
