@@ -119,3 +119,14 @@ def test_stock_model_offline_and_local_file(offline, tmp_path):
     cfg.merge_from_list(["model.pretrained_path", str(tmp_path / "r18.pth")])
     model, _ = build_model_from_config(cfg, num_classes=5)
     assert torch.equal(model.conv1.weight, state["conv1.weight"])
+
+
+def test_the_file_put_where_the_message_says_is_used_offline(offline, tmp_path):
+    """Following the error's advice works: the file in torch hub's checkpoints folder loads without network."""
+    url = torchvision.models.get_model_weights("resnet18").IMAGENET1K_V1.url
+    state = _reference_state("resnet18", seed=6)
+    cached = tmp_path / "torch_home" / "hub" / "checkpoints" / osp.basename(url)
+    cached.parent.mkdir(parents=True)
+    torch.save(state, cached)
+    model = compat.models.build_model("san_r18", num_classes=5, pretrained=True)
+    assert torch.equal(model.encoder.conv1.weight, state["conv1.weight"]) and offline == []
