@@ -71,7 +71,7 @@ def _dataset_dirs(dataset):
 # ------------------------------------------------------------------------------------------------
 
 
-def _check_image(path, _param):
+def _check_image(path):
     """``(problem or None, [H, W])`` of an image, decoded as the loaders decode it."""
     try:
         image = compat.read_image(path)
@@ -117,7 +117,7 @@ def _check_item(task):
     image, cached, sidecars, options = task
     out = {}
     if cached is None:
-        cached = _check_image(image, None)
+        cached = _check_image(image)
         out[image] = cached
     problem, hw = cached
     for kind, path in sidecars:
@@ -218,87 +218,18 @@ def check_datasets(datasets, skip_bad=False, workers=2, cache_file=None, progres
     if cache_file is None:
         cache_file = cache_file_for(unique)
     entries = _load_cache(cache_file) if cache_file else {}
-
-    # what each item reads, and what the cache already answers
-    item_files, tasks, stats = [], {}, {}
-    for ds in unique:
-        options = dict(getattr(ds, "options", {}))
-        files = []
-        for item in ds.data:
-            image = item[0]
-            sidecars = _sidecars_of(ds, image)
-            files.append([image] + [p for _, p in sidecars])
-            for p in files[-1]:
-                if p not in stats:
-                    stats[p] = _stat(p)
-            image_result = _cached(entries, image, stats[image])
-            pending = []
-            for kind, p in sidecars:
-                param = _SIDECAR_CHECKS[kind][1](image_result[1], options) if image_result and image_result[1] else None
-                if image_result is None or _cached(entries, p, stats[p], param) is None:
-                    pending.append((kind, p))
-            if image_result is None or pending:
-                key = (image, tuple(pending))
-                tasks.setdefault(key, (image, image_result, pending, options))
-        item_files.append(files)
-
-    # decode what the cache did not answer, in parallel
-    fresh = {}
-    task_list = list(tasks.values())
-    chunks = [task_list[i:i + _CHUNK] for i in range(0, len(task_list), _CHUNK)]
-    bar = tqdm(total=len(task_list), desc="checking files", unit="img", disable=not progress or not task_list)
-    if int(workers) > 1 and len(chunks) > 1:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(max_workers=int(workers), mp_context=context) as pool:
-            for chunk, result in zip(chunks, pool.map(_check_chunk, chunks)):
-                fresh.update(result)
-                bar.update(len(chunk))
-    else:
-        for chunk in chunks:
-            fresh.update(_check_chunk(chunk))
-            bar.update(len(chunk))
-    bar.close()
-    decoded = len(fresh)
+    stats, tasks = {}, {}
+    item_files = [_plan(ds, entries, stats, tasks) for ds in unique]
+    fresh = _decode(list(tasks.values()), workers, progress)
     for path, result in fresh.items():
-        problem, info = result[:2]
-        param = result[2] if len(result) > 2 else None
         if stats.get(path) is not None:
-            entries[path] = [stats[path], problem, info, param]
-
-    # collect the problems of every item; drop or raise
-    def problem_of(path):
-        entry = entries.get(path)
-        if path in fresh:
-            return fresh[path][0]
-        if entry is not None and entry[0] == stats.get(path):
-            return entry[1]
-        return None if stats.get(path) is not None else f"{path}: the file does not exist"
-
-    bad, seen, dropped = [], set(), {}
-    for ds, files in zip(unique, item_files):
-        keep = []
-        for item, paths in zip(ds.data, files):
-            problems = [(p, problem_of(p)) for p in paths if problem_of(p)]
-            for p, problem in problems:
-                if p not in seen:
-                    seen.add(p)
-                    bad.append((p, problem))
-            keep.append(not problems)
-        if skip_bad and not all(keep):
-            label = f"{type(ds).__name__} ({getattr(ds, 'mode', '?')})"
-            dropped[label] = keep.count(False)
-            ds.data[:] = [item for item, k in zip(ds.data, keep) if k]
+            entries[path] = [stats[path], result[0], result[1], result[2] if len(result) > 2 else None]
+    bad, dropped = _collect(unique, item_files, fresh, entries, stats, skip_bad)
     cache_problems = [p for ds in unique for p in _dsap_cache_problems(ds)]
-
     if cache_file and (fresh or not osp.exists(cache_file)):
-        try:
-            with atomic_write(cache_file, "w") as f:
-                json.dump({"version": CACHE_VERSION, "entries": entries}, f)
-        except OSError as e:  # an unwritable cache costs time, never the run
-            logger.warning("file check: cannot write its cache %s (%s); the next run checks every file again",
-                           cache_file, e)
-    report = {"files": len(stats), "decoded": decoded, "bad": bad + cache_problems, "dropped": dropped,
+        _save_cache(cache_file, entries)
+
+    report = {"files": len(stats), "decoded": len(fresh), "bad": bad + cache_problems, "dropped": dropped,
               "seconds": time.perf_counter() - start, "cache_file": cache_file or None}
     if cache_problems or (bad and not skip_bad):
         listed = bad + cache_problems
@@ -307,9 +238,81 @@ def check_datasets(datasets, skip_bad=False, workers=2, cache_file=None, progres
             "fix or delete them, or set data.skip_bad True to drop their images and train on the rest:\n"
             + "\n".join(f"  {problem}" for _, problem in listed))
     logger.info("Checked %d images and sidecars in %.1f s (%d decoded, the rest unchanged since %s)%s",
-                len(stats), report["seconds"], decoded, cache_file or "(no cache)",
+                len(stats), report["seconds"], len(fresh), cache_file or "(no cache)",
                 f"; data.skip_bad dropped {sum(dropped.values())} images whose files are bad: "
                 + ", ".join(f"{k} {v}" for k, v in dropped.items()) if dropped else "")
     for _, problem in bad:
         logger.warning("  dropped: %s", problem)
     return report
+
+
+def _plan(ds, entries, stats, tasks):
+    """The files of each item of ``ds`` (image first); adds to ``tasks`` what the cache does not answer."""
+    options = dict(getattr(ds, "options", {}))
+    files = []
+    for item in ds.data:
+        image = item[0]
+        sidecars = _sidecars_of(ds, image)
+        files.append([image] + [p for _, p in sidecars])
+        for p in files[-1]:
+            if p not in stats:
+                stats[p] = _stat(p)
+        image_result = _cached(entries, image, stats[image])
+        hw = image_result[1] if image_result else None
+        pending = [(kind, p) for kind, p in sidecars
+                   if hw is None or _cached(entries, p, stats[p], _SIDECAR_CHECKS[kind][1](hw, options)) is None]
+        if image_result is None or pending:
+            tasks.setdefault((image, tuple(pending)), (image, image_result, pending, options))
+    return files
+
+
+def _decode(task_list, workers, progress):
+    """Run the tasks (in ``workers`` processes when there is more than one chunk); ``{path: result}``."""
+    fresh = {}
+    chunks = [task_list[i:i + _CHUNK] for i in range(0, len(task_list), _CHUNK)]
+    with tqdm(total=len(task_list), desc="checking files", unit="img", disable=not progress or not task_list) as bar:
+        if int(workers) > 1 and len(chunks) > 1:
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            with ProcessPoolExecutor(max_workers=int(workers), mp_context=context) as pool:
+                for chunk, result in zip(chunks, pool.map(_check_chunk, chunks)):
+                    fresh.update(result)
+                    bar.update(len(chunk))
+        else:
+            for chunk in chunks:
+                fresh.update(_check_chunk(chunk))
+                bar.update(len(chunk))
+    return fresh
+
+
+def _collect(datasets, item_files, fresh, entries, stats, skip_bad):
+    """``(bad, dropped)``: every bad file once with its problem; with ``skip_bad`` the items reading one dropped."""
+    def problem_of(path):
+        if path in fresh:
+            return fresh[path][0]
+        entry = entries.get(path)
+        if entry is not None and entry[0] == stats.get(path):
+            return entry[1]
+        return None if stats.get(path) is not None else f"{path}: the file does not exist"
+
+    bad, seen, dropped = [], set(), {}
+    for ds, files in zip(datasets, item_files):
+        keep = []
+        for paths in files:
+            problems = [(p, problem) for p, problem in ((p, problem_of(p)) for p in paths) if problem]
+            bad += [(p, problem) for p, problem in problems if p not in seen]
+            seen.update(p for p, _ in problems)
+            keep.append(not problems)
+        if skip_bad and not all(keep):
+            dropped[f"{type(ds).__name__} ({getattr(ds, 'mode', '?')})"] = keep.count(False)
+            ds.data[:] = [item for item, k in zip(ds.data, keep) if k]
+    return bad, dropped
+
+
+def _save_cache(cache_file, entries):
+    try:
+        with atomic_write(cache_file, "w") as f:
+            json.dump({"version": CACHE_VERSION, "entries": entries}, f)
+    except OSError as e:  # an unwritable cache costs time, never the run
+        logger.warning("file check: cannot write its cache %s (%s); the next run checks every file again",
+                       cache_file, e)
