@@ -259,6 +259,7 @@ def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     enc, san = cfgs["san_enc"], cfgs["san"]
     assert enc.san.id_head == san.san.id_head == "bnneck"
     assert enc.san.weight_rec == 0 and not enc.san.use_tr and not enc.san.use_pit and not enc.san.init_weights
+    assert enc.san.pg_max_epoch == 0  # the SAN steps train no SAN-PG for the control
     assert san.dense.sidecar_root == "{suite.dir}/textures/sanpg" and san.san.init_weights
     assert cfgs["san_fused"].dense.sidecar_root == "{suite.dir}/textures/fused"
     assert cfgs["dsa_reid_part_sum"].dsa.part_id_reduction == "sum" and cfgs["san_tr_sum"].san.tr_reduction == "sum"

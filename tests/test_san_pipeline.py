@@ -157,6 +157,19 @@ def test_given_init_weights_that_do_not_exist_and_no_san_pg(market_copy, tmp_pat
     assert not osp.exists(tmp_path / "b" / "train_losses.jsonl")
 
 
+def test_sa_enc_control_runs_no_san_step(market_layout, tmp_path):
+    from torchreid_dense.engine.launch import load_config
+    from torchreid_dense.engine.san_pipeline import prepare_san
+    from torchreid_dense.utils.distributed import DistInfo
+
+    # the alignment suite's control: no L_Rec, no L_TR, no PIT batches, no SAN-PG -> nothing to prepare
+    root = market_layout[0]
+    cfg = load_config("", san_options(root, str(tmp_path / "enc"), "san.weight_rec", "0.0",
+                                      "san.use_tr", "False", "san.use_pit", "False", "san.pg_max_epoch", "0"))
+    assert prepare_san(cfg, DistInfo()) is cfg
+    assert not osp.exists(tmp_path / "enc")
+
+
 # ----------------------------------------------------------------------------- dense.max_missing
 
 

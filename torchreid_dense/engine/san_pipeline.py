@@ -333,7 +333,7 @@ def prepare_san(cfg, info):
         return cfg
     name = sources[0]
     source = _source_name(name)
-    needs_textures = cfg.san.rec_target == "texture"
+    needs_textures = cfg.san.rec_target == "texture" and cfg.san.weight_rec > 0  # L_Rec off: no re-ID textures
     needs_pg = not (cfg.san.init_weights or cfg.model.load_weights or cfg.san.pg_max_epoch <= 0)
     if not (needs_textures or needs_pg or cfg.san.use_pit):
         return cfg
