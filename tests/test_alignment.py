@@ -285,3 +285,18 @@ def test_rank_gallery_leaves_out_same_camera_matches_like_torchreid(tmp_path):
     save_ranked_figure(str(out), [pic, pic], [("a", [[(pic, True)] * 3] * 2), ("b", [[(pic, False)] * 3] * 2)],
                        topk=3, title="t")
     assert Image.open(out).size[0] > 100
+
+
+def test_alignment_suite_shares_one_san_pg_and_its_textures(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO)
+    suite = load_suite("configs/suites/alignment.yaml", profile="evidence")
+    jobs = {job.key: job for job in plan_jobs(suite, str(tmp_path))}
+    pg = jobs["san_pg_r18/seed0"]
+    for seed in (0, 1, 2):  # every SAN seed starts from the one SAN-PG and reads the textures written once
+        job = jobs[f"san/seed{seed}"]
+        assert [dep for _, dep in job.deps] == [pg]
+        argv = job.argv(resolve=lambda m: {"dir": pg.out_dir, "checkpoint": "pg.pth"}[m.group(2)]
+                        if m.group(1) != "suite" else str(tmp_path))
+        assert argv[argv.index("dense.sidecar_root") + 1] == osp.join(str(tmp_path), "textures", "sanpg")
+        assert argv[argv.index("san.init_weights") + 1] == "pg.pth"
+    assert not jobs["san_enc/seed0"].deps

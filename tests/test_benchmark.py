@@ -155,31 +155,6 @@ def test_shipped_suites_load_from_the_repository(monkeypatch):
     assert [r.name for r in market.runs if r.report] == ["resnet50", "osnet_x1_0", "pcb_p6", "dsa_reid", "san"]
 
 
-def test_san_synth_suite_shares_one_san_pg_and_reads_its_pseudo_textures(monkeypatch, tmp_path):
-    monkeypatch.chdir(REPO)
-    from torchreid_dense.benchmark.runner import plan_jobs
-    from torchreid_dense.engine.launch import load_config
-
-    suite = load_suite("configs/suites/san_synth.yaml", profile="evidence")
-    assert suite.run("san_pg_r18").seeds == (0,) and suite.run("san_r18").seeds == (0, 1, 2)
-    jobs = {job.key: job for job in plan_jobs(suite, str(tmp_path))}
-    pg = jobs["san_pg_r18/seed0"]
-    for seed in (0, 1, 2):  # every SAN seed depends on the one SAN-PG and reads the textures in its directory
-        job = jobs[f"san_r18/seed{seed}"]
-        assert [dep for _, dep in job.deps] == [pg]
-        argv = job.argv(resolve=lambda m: {"dir": pg.out_dir, "checkpoint": "pg.pth"}[m.group(2)])
-        assert argv[argv.index("dense.sidecar_root") + 1] == osp.join(pg.out_dir, "pseudo")
-        assert argv[argv.index("san.init_weights") + 1] == "pg.pth"
-    cfg = load_config(suite.run("san_r18").config, list(suite.run("san_r18").opts))
-    assert cfg.dense.strict and cfg.dense.sidecar_root == "{san_pg_r18.dir}/pseudo"
-    assert (cfg.data.height, cfg.train.max_epoch, cfg.train.warmup_epochs) == (64, 6, 1)
-    pg_cfg = load_config(suite.run("san_pg_r18").config, list(suite.run("san_pg_r18").opts))
-    assert (pg_cfg.train.max_epoch, pg_cfg.train.warmup_epochs, pg_cfg.train.stepsize) == (20, 0, [15])
-    control = load_config(suite.run("san_enc_r18").config, list(suite.run("san_enc_r18").opts))
-    assert control.san.weight_rec == 0 and not control.san.use_tr and not control.san.use_pit
-    assert not control.san.init_weights and control.san.pg_max_epoch == 0  # no SAN-PG step before it
-
-
 def fake_result(rank1, mAP, time_s, **extra):
     metrics = {"rank1": rank1, "mAP": mAP, **extra}
     return {
