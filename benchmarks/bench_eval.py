@@ -36,15 +36,17 @@ MARKET = dict(name="Market-1501", num_query=3368, num_gallery=15913, num_ids=751
 MSMT17 = dict(name="MSMT17", num_query=11659, num_gallery=82161, num_ids=3060, num_distractors=0, num_cams=15)
 
 
-def synthetic_problem(num_query, num_gallery, num_ids, num_distractors, num_cams, dim=64, noise=1.0,
-                      cam_bias=0.5, seed=0, block=1024, **_):
-    """Float32 distance matrix and ids of a re-ID test split with identity and camera structure.
+def synthetic_features(num_query, num_gallery, num_ids, num_distractors, num_cams, dim=64, noise=1.0,
+                       cam_bias=0.5, seed=0, **_):
+    """Float32 features and ids of a re-ID test split with identity and camera structure.
 
     Query identities are 1..num_ids, each with at least one query; the gallery holds every identity
     (randomly spread over cameras) plus ``num_distractors`` images of identity 0, which no query has.
+    A feature is its identity's centre plus its camera's bias plus noise (distractors: wide noise).
 
     Returns:
-        (distmat ``[num_query, num_gallery]`` float32, q_pids, g_pids, q_camids, g_camids) numpy arrays.
+        (qf ``[num_query, dim]``, gf ``[num_gallery, dim]`` float32 tensors, q_pids, g_pids, q_camids,
+        g_camids numpy arrays).
     """
     rng = np.random.default_rng(seed)
     q_pids = np.concatenate([np.arange(1, num_ids + 1), rng.integers(1, num_ids + 1, num_query - num_ids)])
@@ -62,6 +64,19 @@ def synthetic_problem(num_query, num_gallery, num_ids, num_distractors, num_cams
         return torch.from_numpy(f)
 
     qf, gf = features(q_pids, q_camids), features(g_pids, g_camids)
+    return qf, gf, q_pids, g_pids, q_camids, g_camids
+
+
+def synthetic_problem(num_query, num_gallery, num_ids, num_distractors, num_cams, dim=64, noise=1.0,
+                      cam_bias=0.5, seed=0, block=1024, **_):
+    """Float32 squared-Euclidean distance matrix and ids of :func:`synthetic_features`' split.
+
+    Returns:
+        (distmat ``[num_query, num_gallery]`` float32, q_pids, g_pids, q_camids, g_camids) numpy arrays.
+    """
+    qf, gf, q_pids, g_pids, q_camids, g_camids = synthetic_features(
+        num_query, num_gallery, num_ids, num_distractors, num_cams, dim=dim, noise=noise, cam_bias=cam_bias,
+        seed=seed)
     g_sq = (gf * gf).sum(1)
     distmat = np.empty((num_query, num_gallery), dtype=np.float32)
     out = torch.from_numpy(distmat)
