@@ -45,13 +45,13 @@ __all__ = [
     "san_pg_r18",
 ]
 
-# backbone name -> (torchvision constructor name, ImageNet weights enum name, fe4 channels,
-#                   default SA-Dec widths: channels halve as the resolution doubles, sized so the
+# backbone name -> (torchvision constructor name, fe4 channels, default SA-Dec widths: channels halve as the resolution doubles, sized so the
 #                   decoder has about 1/3 of the encoder's parameters (r50: 0.316, r18: 0.317))
 _BACKBONES = {
-    "resnet18": ("resnet18", "ResNet18_Weights", 512, (320, 160, 80, 40)),
-    "resnet50": ("resnet50", "ResNet50_Weights", 2048, (288, 144, 72, 36)),
+    "resnet18": ("resnet18", 512, (320, 160, 80, 40)),
+    "resnet50": ("resnet50", 2048, (288, 144, 72, 36)),
 }
+
 
 def _linear_classifier(in_features, num_classes):
     """The paper's ID classifier: one FC layer on f (Sec. 3.2), initialised at std 0.01."""
@@ -94,7 +94,7 @@ class SAEncoder(nn.Module):
             if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
                 m.stride = (1, 1)
         self.global_avgpool = nn.AdaptiveAvgPool2d(1)
-        self.feature_dim = _BACKBONES[backbone][2]
+        self.feature_dim = _BACKBONES[backbone][1]
 
     def featuremaps(self, x):
         """Input images ``[B,3,H,W]`` -> fe4 ``[B, C, H/16, W/16]``."""
@@ -223,7 +223,7 @@ class SAN(nn.Module):
         self.id_head = id_head
         self.classifier = ID_HEADS[id_head](self.feature_dim, num_classes) if reid_head else None
         if decoder_widths is None:
-            decoder_widths = _BACKBONES[backbone][3]
+            decoder_widths = _BACKBONES[backbone][2]
         self.decoder = (
             SADecoder(self.feature_dim, texture_size, decoder_widths) if with_decoder else None
         )
