@@ -9,7 +9,8 @@
   ``checkpoint_every`` steps, exact mid-epoch resume (the batch sampler skips the batches already
   trained) and a per-step loss log ``<save_dir>/train_losses.jsonl``;
 - ``test`` / ``_evaluate``: the plugin's exact evaluator :func:`torchreid_dense.metrics.evaluate_rank`
-  reporting R1/R5/R10/R20 (and any ``ranks``), mAP and mINP; evaluation shards the query and
+  reporting R1/R5/R10/R20 (and any ``ranks``), mAP and mINP, after :func:`~torchreid_dense.metrics.rerank_features`
+  with ``rerank=True`` (torchreid's re-ranking result in bounded memory); evaluation shards the query and
   gallery sets over the DDP ranks and gathers the features in data-set order;
 - ``save_model`` / :meth:`~DenseEngineMixin.resume`: checkpoints of the whole training state
   (:mod:`torchreid_dense.engine.checkpoint`), written atomically by rank 0 only.
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from .. import compat
-from ..metrics import evaluate_rank
+from ..metrics import evaluate_rank, rerank_features
 from ..utils import distributed as du
 from ..utils.io import atomic_torch_save
 from . import checkpoint as ckpt
@@ -446,12 +447,13 @@ class DenseEngineMixin:
             print("Normalizing features with L2 norm ...")
             qf, gf = F.normalize(qf, p=2, dim=1), F.normalize(gf, p=2, dim=1)
         print(f"Computing distance matrix with metric={dist_metric} ...")
-        distmat = compat.metrics.compute_distance_matrix(qf, gf, dist_metric)
         if rerank:
+            # torchreid's re_ranking result (k1=20, k2=6, lambda=0.3) without its dense (q+g)^2 matrices
             print("Applying person re-ranking ...")
-            qq = compat.metrics.compute_distance_matrix(qf, qf, dist_metric)
-            gg = compat.metrics.compute_distance_matrix(gf, gf, dist_metric)
-            distmat = torch.from_numpy(compat.utils.re_ranking(distmat.numpy(), qq.numpy(), gg.numpy()))
+            device = torch.device("cuda", torch.cuda.current_device()) if self.use_gpu else torch.device("cpu")
+            distmat = rerank_features(qf, gf, metric=dist_metric, device=device).cpu()
+        else:
+            distmat = compat.metrics.compute_distance_matrix(qf, gf, dist_metric)
         print("Computing CMC, mAP and mINP ...")
         wanted = sorted(set(REPORTED_RANKS) | {int(r) for r in ranks})
         cmc, mAP, mINP = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max(50, wanted[-1]),

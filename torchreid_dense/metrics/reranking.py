@@ -288,13 +288,11 @@ def _rerank(source, k1, k2, lambda_value, memory_budget, device, out_device):
     m3 = min(k2, n)                              # query expansion size
     if _use_kernel(device) and hasattr(source, "keep_query_gallery"):
         source.keep_query_gallery()
-    top, col_max = _neighbourhoods(source, (m1, m2, m3), memory_budget, device)
+    top, col_max = _neighbourhoods(source, (m1, m2, m3), memory_budget, device, expansion_order=k2 != 1)
     with _serial_torch(device):
         rows, cols = _expansion(top, m1, m2, memory_budget)
         dist = _square32(source.pairs(rows, cols, memory_budget)) / col_max[rows]
-        weight = torch.exp(-dist)
-        total = torch.zeros(n, dtype=torch.float64, device=device).index_add_(0, rows, weight.double()).float()
-        vals = weight / total[rows]
+        vals = _encoding_weights(dist, rows, n)
         if k2 != 1:
             rows, cols, vals = _query_expansion(rows, cols, vals, top[:, :m3], n, memory_budget)
         index = _inverted_index(rows, cols, vals, q, n)
@@ -345,13 +343,19 @@ def _candidates(source, size, memory_budget, device):
     return idx, mag, col_max
 
 
-def _neighbourhoods(source, sizes, memory_budget, device):
-    """torchreid's ``initial_rank`` prefixes as sets, and its row normalisers.
+def _neighbourhoods(source, sizes, memory_budget, device, expansion_order=True):
+    """torchreid's ``initial_rank`` prefixes, and its row normalisers.
+
+    Args:
+        sizes (tuple): (m1, m2, m3), the prefixes' lengths: k-reciprocal sets, their expansion, the
+            query expansion.
+        expansion_order (bool): whether the query-expansion prefix must also be in argsort's order.
 
     Returns:
         (top ``[n, L]`` int64, col_max ``[n]`` float32): ``top[i, :m]`` is the set of torchreid's
-        ``initial_rank[i, :m]`` for each m in ``sizes`` (L = max(sizes)); ``col_max[i]`` the largest
-        squared distance in column i of ``D``, torchreid's normaliser of item i's row.
+        ``initial_rank[i, :m]`` for m in ``sizes`` (L = max(sizes)), and ``top[i, :m3]`` its
+        sequence when ``expansion_order``; ``col_max[i]`` the largest squared distance in column i of
+        ``D``, torchreid's normaliser of item i's row.
     """
     n = source.n
     length = max(sizes)
@@ -363,9 +367,13 @@ def _neighbourhoods(source, sizes, memory_budget, device):
     value, order = torch.sort(_square32(mag) / col_max[:, None], dim=1, stable=True)
     top = idx.gather(1, order)[:, :length].contiguous()
     tied = torch.zeros(n, dtype=torch.bool, device=device)
-    for m in sizes:
+    for m in sizes[:2]:
         if m < n:
             tied |= value[:, m - 1] == value[:, m]
+    # the query expansion sums its rows in argsort order: a tie anywhere in that prefix changes the rounding
+    last = min(sizes[2], n - 1)
+    if last > 0 and expansion_order:
+        tied |= (value[:, :last] == value[:, 1:last + 1]).any(1)
     tied = tied.nonzero().squeeze(1)
     # there numpy's argsort (not stable) picks among the tied items: call it on the row torchreid builds
     step = max(1, int(memory_budget) // (n * 16))
@@ -442,26 +450,76 @@ def _segments(counts):
 
 
 def _query_expansion(rows, cols, vals, near, n, memory_budget):
-    """torchreid's ``V_qe[i] = mean(V[initial_rank[i, :k2]])`` on sparse rows (sums in float64, then float32)."""
+    """torchreid's ``V_qe[i] = mean(V[initial_rank[i, :k2]], axis=0)`` on sparse rows, bit for bit.
+
+    numpy adds the k2 rows one after the other in float32, in ``initial_rank``'s order, then divides
+    by k2; so does this (absent entries are zeros, which leave a float32 sum unchanged).
+    """
     device = rows.device
     m3 = near.shape[1]
     nnz = torch.bincount(rows, minlength=n)
     ptr = torch.cumsum(nnz, 0) - nnz
     per_row = nnz[near].sum(1)  # entries gathered for each row
-    bounds = _chunk_bounds(per_row, min(int(memory_budget), _CHUNK_BYTES) // 48)
+    bounds = _chunk_bounds(per_row, min(int(memory_budget), _CHUNK_BYTES) // 64)
     out_rows, out_cols, out_vals = [], [], []
     for r0, r1 in zip(bounds[:-1], bounds[1:]):
         src = near[r0:r1].reshape(-1)
         entry, offset = _segments(nnz[src])
         pos = ptr[src][entry] + offset
+        # generated row by row, then in initial_rank's order: each key's terms arrive in summation order
         keys = (torch.div(entry, m3, rounding_mode="floor") + r0) * n + cols[pos]
         unique, inverse = torch.unique(keys, return_inverse=True)
-        sums = torch.zeros(unique.numel(), dtype=torch.float64, device=device).index_add_(0, inverse,
-                                                                                         vals[pos].double())
+        inverse, order = torch.sort(inverse, stable=True)
+        terms = vals[pos][order]
+        count = torch.bincount(inverse, minlength=unique.numel())
+        rank = torch.arange(inverse.numel(), device=device) - (torch.cumsum(count, 0) - count)[inverse]
+        sums = torch.zeros(unique.numel(), dtype=torch.float32, device=device)
+        for t in range(int(count.max()) if count.numel() else 0):  # term t of every key at once
+            at = rank == t
+            sums.index_add_(0, inverse[at], terms[at])
         out_rows.append(unique // n)
         out_cols.append(unique % n)
-        out_vals.append(sums.float() / m3)
+        out_vals.append(sums / m3)
     return torch.cat(out_rows), torch.cat(out_cols), torch.cat(out_vals)
+
+
+def _encoding_weights(dist, rows, n):
+    """torchreid's ``V[i, R*(i)] = exp(-d) / sum(exp(-d))`` in float32, bit for bit: numpy's ``exp`` and numpy's
+    pairwise summation order, per row (pairs sorted by row, then column)."""
+    weight = torch.from_numpy(np.exp(-dist.cpu().numpy())).to(dist.device)
+    count = torch.bincount(rows, minlength=n)
+    start = torch.cumsum(count, 0) - count
+    total = torch.zeros(n, dtype=torch.float32, device=dist.device)
+    for length in torch.unique(count).tolist():
+        if length:
+            which = (count == length).nonzero().squeeze(1)
+            block = weight[start[which][:, None] + torch.arange(length, device=dist.device)]
+            total[which] = _numpy_pairwise_sum(block)
+    return weight / total[rows]
+
+
+def _numpy_pairwise_sum(x):
+    """Row sums of ``x [S, m]`` (float32) with the additions of numpy's ``np.sum`` (its pairwise summation:
+    8 interleaved partial sums per block of up to 128, halves above)."""
+    m = x.shape[1]
+    if m < 8:
+        total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for i in range(m):
+            total = total + x[:, i]
+        return total
+    if m <= 128:
+        part = x[:, :8].clone()
+        full = m - m % 8
+        for i in range(8, full, 8):
+            part = part + x[:, i:i + 8]
+        total = ((part[:, 0] + part[:, 1]) + (part[:, 2] + part[:, 3])) + \
+                ((part[:, 4] + part[:, 5]) + (part[:, 6] + part[:, 7]))
+        for i in range(full, m):
+            total = total + x[:, i]
+        return total
+    half = m // 2
+    half -= half % 8
+    return _numpy_pairwise_sum(x[:, :half]) + _numpy_pairwise_sum(x[:, half:])
 
 
 def _chunk_bounds(cost, budget):
