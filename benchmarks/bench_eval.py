@@ -1,13 +1,23 @@
-"""Benchmark ``torchreid_dense.metrics.evaluate_rank`` against torchreid's Python evaluator.
+"""Benchmark ``torchreid_dense.metrics.evaluate_rank`` against torchreid's Python evaluator and FastReID's Cython one.
 
 Two synthetic problems with identity structure (features = identity centre + camera bias + noise,
 squared Euclidean distances, float32 distance matrices):
 
 * Market-1501 size: 3,368 queries x 15,913 gallery (751 identities plus 2,798 distractors, 6
-  cameras), timed for torchreid's Python evaluator (``use_cython=False``) and ours in the same run,
-  with the speed-up and an agreement check (CMC and mAP to 1e-6).
+  cameras), timed for torchreid's Python evaluator (``use_cython=False``), FastReID's compiled
+  Cython evaluator (``rank_cy.evaluate_cy``) and ours in the same run, with the speed-ups and
+  agreement checks (CMC and mAP to 1e-6; FastReID's float32 AP to 1e-5).
 * MSMT17 size: 11,659 queries x 82,161 gallery (3,060 identities, 15 cameras): time and the
   evaluator's own peak memory.
+
+Throughput is also given in MB/s of distance matrix read (its size over the time): reading it once
+is the evaluator's lower bound.
+
+FastReID's evaluator: ``rank_cy.pyx`` from the ``fastreid`` package on the package index (``pip
+download fastreid --no-deps``, or ``--fastreid-wheel`` for a local wheel), compiled with Cython in
+a temporary directory; skipped with a note when that fails (no index, Cython or compiler). Our
+evaluator is called once on a small problem first, so the times exclude loading its compiled
+kernel.
 
 Memory: the resident set size (RSS) before the call is subtracted from the peak RSS during the call
 (the kernel's high-water mark, reset just before the call through ``/proc/self/clear_refs``; where
@@ -20,11 +30,19 @@ Usage::
     python benchmarks/bench_eval.py                  # both problems, torchreid timed at Market size
     python benchmarks/bench_eval.py --skip-torchreid # ours only (quick)
     python benchmarks/bench_eval.py --skip-msmt
+    python benchmarks/bench_eval.py --skip-fastreid  # no download or compilation
 """
 import argparse
+import glob
+import importlib.util
 import os
+import os.path as osp
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+import zipfile
 
 import numpy as np
 import torch
@@ -114,11 +132,50 @@ def measure(fn):
 
 def measure_ours(arrays, repeat):
     """``measure`` of our evaluator ``repeat`` times: (result, [seconds...], extra peak bytes of the first run, method)."""
+    small = (arrays[0][:200], arrays[1][:200], arrays[2], arrays[3][:200], arrays[4])
+    evaluate_rank(*small, return_minp=True)  # loads the compiled kernel
     result, seconds, extra, method = measure(lambda: evaluate_rank(*arrays, return_minp=True))
     times = [seconds]
     for _ in range(repeat - 1):
         times.append(measure(lambda: evaluate_rank(*arrays, return_minp=True))[1])
     return result, times, extra, method
+
+
+_FASTREID_SETUP = """
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+setup(name="rank_cy", script_args=["build_ext", "--inplace", "-q"],
+      ext_modules=cythonize([Extension("rank_cy", ["rank_cy.pyx"], include_dirs=[np.get_include()])],
+                            compiler_directives={"language_level": 3}, quiet=True))
+"""
+
+
+def build_fastreid_cython(directory, wheel=""):
+    """FastReID's ``rank_cy`` compiled in ``directory``: (module, "") or (None, why not)."""
+    try:
+        if not wheel:
+            subprocess.run([sys.executable, "-m", "pip", "download", "fastreid", "--no-deps", "-q", "-d", directory],
+                           check=True, capture_output=True, timeout=300)
+            wheel = (glob.glob(osp.join(directory, "fastreid-*.whl")) or [""])[0]
+        with zipfile.ZipFile(wheel) as archive:
+            with open(osp.join(directory, "rank_cy.pyx"), "wb") as f:
+                f.write(archive.read("fastreid/evaluation/rank_cylib/rank_cy.pyx"))
+        subprocess.run([sys.executable, "-c", _FASTREID_SETUP], cwd=directory, check=True, capture_output=True,
+                       timeout=600)
+        built = glob.glob(osp.join(directory, "rank_cy*.so")) + glob.glob(osp.join(directory, "rank_cy*.pyd"))
+        spec = importlib.util.spec_from_file_location("rank_cy", built[0])
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module, osp.basename(wheel)
+    except Exception as err:  # any failure: no index, no Cython, no compiler
+        detail = getattr(err, "stderr", b"") or b""
+        detail = detail.decode(errors="replace").strip().splitlines()[-1:] if detail else []
+        return None, f"{type(err).__name__}: {err}" + (f" ({detail[0]})" if detail else "")
+
+
+def _mb_per_s(distmat, seconds):
+    return f"{distmat.nbytes / 1e6 / seconds:7.0f} MB/s"
 
 
 def _times(times):
@@ -145,14 +202,18 @@ def run_market(args):
     _describe(problem, arrays[0], arrays[1], arrays[2])
     (cmc, mAP, mINP), times, mem_ours, method = measure_ours(arrays, args.repeat)
     t_ours = float(np.median(times))
-    print(f"  ours:      {_times(times)}   extra peak memory {mem_ours / 2 ** 20:.1f} MiB ({method})")
+    print(f"  ours:      {_times(times)}   {_mb_per_s(arrays[0], t_ours)} (median)   extra peak memory "
+          f"{mem_ours / 2 ** 20:.1f} MiB ({method})")
     _print_metrics("ours", cmc, mAP, mINP)
+    if not args.skip_fastreid:
+        run_fastreid(args, arrays, (cmc, mAP, mINP), times)
     if args.skip_torchreid:
         return
     from torchreid_dense import compat
     (cmc_t, mAP_t), t_ref, mem_ref, _ = measure(
         lambda: compat.metrics.evaluate_rank(*arrays, max_rank=50, use_cython=False))
-    print(f"  torchreid: {t_ref:8.3f} s   extra peak memory {mem_ref / 2 ** 20:.1f} MiB (Python evaluator)")
+    print(f"  torchreid: {t_ref:8.3f} s   {_mb_per_s(arrays[0], t_ref)}   extra peak memory {mem_ref / 2 ** 20:.1f} MiB "
+          f"(Python evaluator)")
     _print_metrics("torchreid", cmc_t, mAP_t)
     cmc_diff = float(np.abs(cmc - cmc_t).max())
     map_diff = abs(mAP - float(mAP_t))
@@ -164,12 +225,36 @@ def run_market(args):
         raise SystemExit("bench_eval: results differ from torchreid's evaluator")
 
 
+def run_fastreid(args, arrays, ours, times):
+    """FastReID's Cython evaluator beside ours (same arrays), timed ``args.repeat`` times."""
+    with tempfile.TemporaryDirectory(prefix="bench_eval_fastreid_") as directory:
+        rank_cy, note = build_fastreid_cython(directory, args.fastreid_wheel)
+        if rank_cy is None:
+            print(f"  FastReID:  skipped, its Cython evaluator could not be built ({note})")
+            return
+        runs = [measure(lambda: rank_cy.evaluate_cy(*arrays, 50, False)) for _ in range(args.repeat)]
+    (cmc_f, all_ap, all_inp), t_f = runs[0][0], float(np.median([r[1] for r in runs]))
+    mAP_f, mINP_f = float(np.mean(all_ap)), float(np.mean(all_inp))
+    print(f"  FastReID:  {_times([r[1] for r in runs])}   {_mb_per_s(arrays[0], t_f)} (median; rank_cy.evaluate_cy "
+          f"from {note}, compiled here)")
+    _print_metrics("FastReID", cmc_f, mAP_f, mINP_f)
+    cmc_diff = float(np.abs(ours[0] - cmc_f).max())
+    ap_diff = max(abs(ours[1] - mAP_f), abs(ours[2] - mINP_f))
+    agree = cmc_diff <= 1e-6 and ap_diff <= 1e-5
+    print(f"  speed-up:  {t_f / float(np.median(times)):8.1f}x (FastReID median / our median)   agreement: "
+          f"max |dCMC| {cmc_diff:.2e}, |dmAP|, |dmINP| <= {ap_diff:.2e} (FastReID sums AP in float32) -> "
+          f"{'OK' if agree else 'MISMATCH'}")
+    if not agree:
+        raise SystemExit("bench_eval: results differ from FastReID's evaluator")
+
+
 def run_msmt(args):
     problem = MSMT17
     arrays = synthetic_problem(**problem, dim=args.dim, seed=args.seed)
     _describe(problem, arrays[0], arrays[1], arrays[2])
     (cmc, mAP, mINP), times, extra, method = measure_ours(arrays, args.repeat_msmt)
-    print(f"  ours:      {_times(times)}   extra peak memory {extra / 2 ** 20:.1f} MiB ({method}, first run; "
+    print(f"  ours:      {_times(times)}   {_mb_per_s(arrays[0], float(np.median(times)))}   extra peak memory "
+          f"{extra / 2 ** 20:.1f} MiB ({method}, first run; "
           f"the {arrays[0].nbytes / 2 ** 30:.2f} GiB distmat excluded)")
     _print_metrics("ours", cmc, mAP, mINP)
 
@@ -177,6 +262,8 @@ def run_msmt(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-torchreid", action="store_true", help="do not time torchreid's Python evaluator")
+    parser.add_argument("--skip-fastreid", action="store_true", help="do not build and time FastReID's Cython evaluator")
+    parser.add_argument("--fastreid-wheel", default="", help="a local fastreid wheel instead of pip download")
     parser.add_argument("--skip-market", action="store_true", help="skip the Market-1501-sized problem")
     parser.add_argument("--skip-msmt", action="store_true", help="skip the MSMT17-sized problem")
     parser.add_argument("--repeat", type=int, default=3, help="runs of our evaluator at Market size")

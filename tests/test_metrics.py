@@ -306,6 +306,7 @@ def test_torch_sort_path_equals_numpy_sort_path(monkeypatch):
             np.random.seed(1)
             expected.append(evaluate_rank(distmat, *problem[1:], use_metric_cuhk03=cuhk03, return_minp=True))
     monkeypatch.setattr(rank_module, "_numpy_sorts", lambda device: False)
+    monkeypatch.setattr(rank_module, "_counts_on_cpu", lambda device: False)
     got = []
     for distmat in (problem[0], tied):
         for cuhk03 in (False, True):
@@ -315,6 +316,35 @@ def test_torch_sort_path_equals_numpy_sort_path(monkeypatch):
     for (cmc_a, *rest_a), (cmc_b, *rest_b) in zip(expected, got):
         np.testing.assert_array_equal(cmc_a, cmc_b)
         assert rest_a == pytest.approx(rest_b, abs=1e-12)
+
+
+@pytest.mark.parametrize("ids_per_gallery", [6, 300])
+def test_counting_kernel_equals_sorting_path(monkeypatch, ids_per_gallery):
+    # the CPU counting kernel against the value-sort path, with heavy ties, removed items and, with 300
+    # gallery items per identity, more positives per row than the kernel counts (it sorts those rows)
+    if not rank_module.rank_kernel.available():
+        pytest.skip("numba missing")
+    num_g = 2 * ids_per_gallery * 2
+    distmat, q_pids, g_pids, q_cams, g_cams = random_problem(19, num_q=30, num_g=num_g, num_ids=2)
+    tied = np.random.default_rng(2).integers(0, 7, distmat.shape).astype(np.float32)
+    problems = [(d, q_pids, g_pids, q_cams, g_cams) for d in (distmat, tied, tied.astype(np.float64))]
+    expected = [evaluate_rank(*p, max_rank=20, return_minp=True) for p in problems]
+    assert (np.bincount(g_pids).max() > 128) == (ids_per_gallery == 300)
+    monkeypatch.setattr(rank_module, "_counts_on_cpu", lambda device: False)
+    for p, (cmc, mAP, mINP) in zip(problems, expected):
+        cmc_s, mAP_s, mINP_s = evaluate_rank(*p, max_rank=20, return_minp=True)
+        np.testing.assert_array_equal(cmc, cmc_s)
+        assert (mAP, mINP) == (mAP_s, mINP_s)
+    assert_same(expected[1], stable_reference(*problems[1], max_rank=20), atol=1e-9)
+
+
+def test_evaluation_leaves_torch_threads_as_it_found_them():
+    threads = torch.get_num_threads()
+    evaluate_rank(*random_problem(20))
+    assert torch.get_num_threads() == threads
+    with rank_module.serial_torch(torch.device("cpu")) as workers:
+        assert workers == threads and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == threads
 
 
 def test_half_and_integer_distances_are_widened_exactly():

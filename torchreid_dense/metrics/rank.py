@@ -11,11 +11,14 @@ Re-identification: A Survey and Outlook", TPAMI 2021: ``num_pos / rank_hardest``
 from those ranks. Everything is torch ops on the input's device, except the row sorts on CPU, which go
 through numpy's SIMD sort (an order of magnitude faster than ``torch.sort`` on CPU).
 """
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 import warnings
 
 import numpy as np
 import torch
+
+from . import rank_kernel
 
 __all__ = ["evaluate_rank", "CUHK03_REPEATS"]
 
@@ -116,6 +119,14 @@ def evaluate_rank(
     """
     del use_cython
     dist, q_pids, g_pids, q_camids, g_camids = _prepare(distmat, q_pids, g_pids, q_camids, g_camids)
+    with serial_torch(dist.device) as workers:
+        return _evaluate(dist, q_pids, g_pids, q_camids, g_camids, max_rank, use_metric_cuhk03, return_minp,
+                         chunk_size, memory_budget, workers)
+
+
+def _evaluate(dist, q_pids, g_pids, q_camids, g_camids, max_rank, use_metric_cuhk03, return_minp, chunk_size,
+              memory_budget, workers):
+    """The body of :func:`evaluate_rank` on prepared tensors; ``workers`` threads for the CPU kernels and sorts."""
     num_q, num_g = dist.shape
     length = min(int(max_rank), num_g)
     if length < 1:
@@ -134,7 +145,7 @@ def evaluate_rank(
         raise ValueError(f"evaluate_rank: chunk_size must be >= 1, got {chunk_size}")
 
     matches = _MatchIndex(g_pids)
-    sorter = _RowSorter()
+    sorter = _RowSorter(workers)
     g_labels = matches.labels if use_metric_cuhk03 else None
     num_valid = 0
     cmc_len = 0  # longest CMC a valid query supports (kept items, or kept identities in CUHK03 mode)
@@ -150,7 +161,7 @@ def evaluate_rank(
         rows, cols = matches.pairs(qp)
         removed = qc[rows] == g_camids[cols]
         ranks, num_pos = _positive_ranks(d, rows[~removed], cols[~removed], rows[removed], cols[removed],
-                                         sorter, memory_budget)
+                                         sorter, memory_budget, workers)
         valid = num_pos > 0
         n_valid = int(valid.sum())
         if n_valid == 0:
@@ -184,6 +195,25 @@ def evaluate_rank(
     if return_minp:
         return cmc, mAP, inp_sum / num_valid
     return cmc, mAP
+
+
+@contextlib.contextmanager
+def serial_torch(device):
+    """One torch thread on CPU inside the block; yields the thread count before it, for the caller's own workers.
+
+    The evaluation's torch ops are small (chunked), and with more threads each waits for all of them:
+    several times slower on a busy machine. The CPU kernels and sorts run on Python threads instead.
+    Restored on exit. On other devices nothing changes.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu":
+        yield threads
+        return
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _prepare(distmat, q_pids, g_pids, q_camids, g_camids):
@@ -250,7 +280,7 @@ class _MatchIndex:
         return torch.searchsorted(self.unique, q_pids).clamp_(max=max(self.unique.numel() - 1, 0))
 
 
-def _positive_ranks(d, pos_rows, pos_cols, rem_rows, rem_cols, sorter, memory_budget):
+def _positive_ranks(d, pos_rows, pos_cols, rem_rows, rem_cols, sorter, memory_budget, workers=1):
     """1-based ranks of each row's positives among its kept gallery items, in ascending order.
 
     Args:
@@ -259,6 +289,7 @@ def _positive_ranks(d, pos_rows, pos_cols, rem_rows, rem_cols, sorter, memory_bu
         rem_rows, rem_cols: removed items (same identity and camera as the query).
         sorter (_RowSorter): sorts the rows of ``d``.
         memory_budget (int): bytes for the tie-resolution buffers.
+        workers (int): threads of the CPU counting kernel.
 
     Returns:
         (ranks ``[C, P]`` int64, num_pos ``[C]`` int64): ``ranks[i, :num_pos[i]]`` are the positions
@@ -272,10 +303,17 @@ def _positive_ranks(d, pos_rows, pos_cols, rem_rows, rem_cols, sorter, memory_bu
     device = d.device
     num_pos = torch.bincount(pos_rows, minlength=c)
     p = int(num_pos.max()) if pos_rows.numel() else 0
+    if _counts_on_cpu(device):
+        ranks = np.full((c, p), g + 1, dtype=np.int64)
+        has_nan = rank_kernel.positive_ranks(
+            np.ascontiguousarray(d.numpy()), _row_pointers(pos_rows, c), pos_cols.numpy(), _row_pointers(rem_rows, c),
+            rem_cols.numpy(), ranks, workers=workers)
+        if has_nan.any():
+            raise ValueError(_NAN_MESSAGE)
+        return torch.from_numpy(ranks), num_pos
     sorted_d = sorter(d)
     if torch.isnan(sorted_d[:, -1]).any():  # sorting puts NaN last
-        raise ValueError("evaluate_rank: distmat has NaN distances; fix the features or the distance computation "
-                         "that produced them")
+        raise ValueError(_NAN_MESSAGE)
     if p == 0:
         return torch.zeros((c, 0), dtype=torch.int64, device=device), num_pos
     slot = torch.arange(pos_rows.numel(), device=device) - (torch.cumsum(num_pos, 0) - num_pos)[pos_rows]
@@ -304,6 +342,21 @@ def _positive_ranks(d, pos_rows, pos_cols, rem_rows, rem_cols, sorter, memory_bu
     return _sort_rows(ranks), num_pos
 
 
+_NAN_MESSAGE = ("evaluate_rank: distmat has NaN distances; fix the features or the distance computation that "
+                "produced them")
+
+
+def _counts_on_cpu(device):
+    """Whether positives are ranked by the counting kernel (CPU tensors, Numba installed) rather than by sorting."""
+    return device.type == "cpu" and rank_kernel.available()
+
+
+def _row_pointers(rows, num_rows):
+    """CSR row pointers ``[num_rows + 1]`` of ascending row indices."""
+    counts = np.bincount(rows.numpy(), minlength=num_rows)
+    return np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)])
+
+
 def _tied_before(d, rows, cols, values, memory_budget):
     """For each (row, gallery index, distance): items of that row at exactly that distance with a smaller index."""
     g = d.shape[1]
@@ -322,18 +375,18 @@ def _numpy_sorts(device):
     return device.type == "cpu"
 
 
-def _sort_rows(x, out=None):
+def _sort_rows(x, out=None, workers=1):
     """Each row of a 2-D tensor sorted ascending (NaN last).
 
     On CPU numpy's SIMD sort (an order of magnitude faster than ``torch.sort`` there) into ``out``
-    (a fresh array if None), the rows split over ``torch.get_num_threads()`` threads, numpy releasing
+    (a fresh array if None), the rows split over ``workers`` threads, numpy releasing
     the GIL while it sorts; on other devices ``torch.sort``.
     """
     if not _numpy_sorts(x.device):
         return torch.sort(x, dim=1).values
     src = x.numpy()
     out = np.empty_like(src) if out is None else out
-    workers = min(torch.get_num_threads(), src.shape[0]) if src.size >= 2 ** 20 else 1
+    workers = min(int(workers), src.shape[0]) if src.size >= 2 ** 20 else 1
     bounds = np.linspace(0, src.shape[0], max(workers, 1) + 1).astype(np.int64)
 
     def sort_block(i):
@@ -356,18 +409,19 @@ class _RowSorter:
     tensor returned by a call is overwritten by the next call.
     """
 
-    def __init__(self):
+    def __init__(self, workers=1):
         self._buffer = None
+        self.workers = workers
 
     def __call__(self, x):
         if not _numpy_sorts(x.device):
-            return _sort_rows(x)
+            return _sort_rows(x, workers=self.workers)
         rows, cols = x.shape
         dtype = torch.empty((), dtype=x.dtype).numpy().dtype
         if self._buffer is None or self._buffer.dtype != dtype or self._buffer.shape[1] != cols \
                 or self._buffer.shape[0] < rows:
             self._buffer = np.empty((rows, cols), dtype=dtype)
-        return _sort_rows(x, out=self._buffer[:rows])
+        return _sort_rows(x, out=self._buffer[:rows], workers=self.workers)
 
 
 def _argsort_rows(x):

@@ -21,14 +21,12 @@ stable; with SIMD on some CPUs) puts the tied items in an order of its own, so f
 this module builds the row as torchreid does and calls ``numpy.argsort`` on it, which reproduces
 torchreid's choice among the tied items on the same machine.
 """
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import rerank_kernel
-from .rank import DEFAULT_MEMORY_BUDGET, _as_tensor
+from .rank import DEFAULT_MEMORY_BUDGET, _as_tensor, serial_torch
 
 __all__ = ["rerank", "rerank_features"]
 
@@ -289,29 +287,14 @@ def _rerank(source, k1, k2, lambda_value, memory_budget, device, out_device):
     if _use_kernel(device) and hasattr(source, "keep_query_gallery"):
         source.keep_query_gallery()
     top, col_max = _neighbourhoods(source, (m1, m2, m3), memory_budget, device, expansion_order=k2 != 1)
-    with _serial_torch(device):
+    with serial_torch(device) as workers:  # cache-sized chunks of small torch ops; kernels on `workers` threads
         rows, cols = _expansion(top, m1, m2, memory_budget)
         dist = _square32(source.pairs(rows, cols, memory_budget)) / col_max[rows]
         vals = _encoding_weights(dist, rows, n)
         if k2 != 1:
             rows, cols, vals = _query_expansion(rows, cols, vals, top[:, :m3], n, memory_budget)
         index = _inverted_index(rows, cols, vals, q, n)
-    return _final_distances(source, index, col_max, lambda_value, memory_budget, device, out_device)
-
-
-@contextlib.contextmanager
-def _serial_torch(device):
-    """One torch thread on CPU for the sparse steps: their chunks are cache-sized, and with more threads every
-    small op waits for all of them (many times slower on a busy machine). Restored on exit."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+        return _final_distances(source, index, col_max, lambda_value, memory_budget, device, out_device, workers)
 
 
 def _use_kernel(device):
@@ -555,7 +538,7 @@ def _inverted_index(rows, cols, vals, q, n):
     }
 
 
-def _final_distances(source, index, col_max, lambda_value, memory_budget, device, out_device):
+def _final_distances(source, index, col_max, lambda_value, memory_budget, device, out_device, workers=1):
     """``(1 - lambda) * Jaccard + lambda * normalised distance`` for every query-gallery pair, chunk by chunk.
 
     Jaccard: ``1 - t / (2 - t)`` with ``t[i, j] = sum_k min(V[i, k], V[j, k])``, summed over the
@@ -578,7 +561,7 @@ def _final_distances(source, index, col_max, lambda_value, memory_budget, device
             rerank_kernel.final_distances(
                 _numpy(dist, dist.dtype), squared, col_max[a:b].numpy(), (q_ptr[a:b + 1] - e0).numpy(),
                 arrays["q_cols"][e0:], arrays["q_vals"][e0:], arrays["col_ptr"], arrays["g_items"],
-                arrays["g_vals"], keep, mix, result[a:b].numpy(), workers=torch.get_num_threads())
+                arrays["g_vals"], keep, mix, result[a:b].numpy(), workers=workers)
         return result.to(out_device)
     col_count = col_ptr[1:] - col_ptr[:-1]
     q_count = q_ptr[1:] - q_ptr[:-1]
