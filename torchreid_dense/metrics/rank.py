@@ -2,14 +2,15 @@
 
 torchreid's ``eval_market1501`` argsorts every row of the distance matrix and walks the queries in
 Python. The metrics only need the rank position of each *positive* gallery item (same identity, other
-camera) among the *kept* items (all but same-identity same-camera ones). Per chunk of queries this
-module sorts the distance *values* of each row (no index permutation), finds with a batched binary
-search how many gallery items are nearer than each positive, and corrects that count for exact ties
-and for the removed items (a handful per query). CMC (first positive), AP (``mean_j (j+1) / rank_j``
-over the positives in rank order, as torchreid) and mINP (Ye et al., "Deep Learning for Person
-Re-identification: A Survey and Outlook", TPAMI 2021: ``num_pos / rank_hardest``) follow
-from those ranks. Everything is torch ops on the input's device, except the row sorts on CPU, which go
-through numpy's SIMD sort (an order of magnitude faster than ``torch.sort`` on CPU).
+camera) among the *kept* items (all but same-identity same-camera ones). On CPU a compiled kernel
+(:mod:`~torchreid_dense.metrics.rank_kernel`) counts, for each positive, the gallery items before it
+with one vectorised pass over the query's row, which stays in cache across the positives: the
+distance matrix is read about once. Elsewhere (GPU; CPU without Numba) each row's distance *values*
+are sorted (no index permutation) and a batched binary search finds how many items are nearer
+than each positive. Either count is corrected for exact ties and for the removed items (a handful
+per query). CMC (first positive), AP (``mean_j (j+1) / rank_j`` over the positives in rank order, as
+torchreid) and mINP (Ye et al., "Deep Learning for Person Re-identification: A Survey and Outlook",
+TPAMI 2021: ``num_pos / rank_hardest``) follow from those ranks with torch ops on the input's device.
 """
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
@@ -73,9 +74,11 @@ def evaluate_rank(
     distances the CMC therefore equals torchreid's. This mode also argsorts each gallery row (stably;
     CUHK03 galleries are small); mAP and mINP are the same as in the default mode.
 
-    Cost: one value sort per gallery row (numpy's SIMD sort on CPU, split over
-    ``torch.get_num_threads()`` threads; ``torch.sort`` on GPU) plus work proportional to the number
-    of positives and removed items; no index permutation is built.
+    Cost: on CPU, one vectorised counting pass over each query's row per positive (the row in cache;
+    split over ``torch.get_num_threads()`` threads; rows with more than 128 positives are value-sorted
+    instead); on GPU one ``torch.sort`` of each row's values; plus work proportional to the number of
+    positives and removed items. No index permutation is built. The small torch ops run on one
+    thread meanwhile (restored afterwards).
 
     The CMC has as many entries as torchreid's: ``max_rank`` capped at the number of gallery items
     (in CUHK03 mode: identities) that the valid queries keep after the removal, taking the largest
@@ -93,8 +96,9 @@ def evaluate_rank(
         use_cython (bool): accepted for signature compatibility with torchreid; has no effect.
         return_minp (bool): also return mINP (keyword only). Default False.
         chunk_size (int, optional): queries per chunk; by default derived from ``memory_budget``.
-        memory_budget (int): working-memory budget of one chunk in bytes (default 256 MiB: on CPU one
-            sorted float32 copy of up to ~16M distances, e.g. all of Market-1501's). The input
+        memory_budget (int): working-memory budget of one chunk in bytes (default 256 MiB: where rows
+            are sorted, one sorted float32 copy of up to ~16M distances, e.g. all of Market-1501's;
+            the CPU counting kernel needs no copy). The input
             distance matrix itself is not copied unless its dtype must be converted, which happens
             chunk by chunk (half precision to float32, integers to float64).
 
