@@ -259,21 +259,32 @@ def run_msmt(args):
     _print_metrics("ours", cmc, mAP, mINP)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--skip-torchreid", action="store_true", help="do not time torchreid's Python evaluator")
-    parser.add_argument("--skip-fastreid", action="store_true", help="do not build and time FastReID's Cython evaluator")
-    parser.add_argument("--fastreid-wheel", default="", help="a local fastreid wheel instead of pip download")
+def problem_arguments(parser, dim):
+    """The options both evaluation benchmarks share: which problems and references to run, features, threads."""
+    parser.add_argument("--skip-torchreid", action="store_true", help="do not run torchreid's implementation")
     parser.add_argument("--skip-market", action="store_true", help="skip the Market-1501-sized problem")
     parser.add_argument("--skip-msmt", action="store_true", help="skip the MSMT17-sized problem")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of our evaluator at Market size")
-    parser.add_argument("--repeat-msmt", type=int, default=1, help="runs of our evaluator at MSMT17 size")
-    parser.add_argument("--dim", type=int, default=64, help="feature dimension of the synthetic features")
+    parser.add_argument("--dim", type=int, default=dim, help="feature dimension of the synthetic features")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic problems")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def parse_arguments(parser, argv):
+    """Parse, then apply ``--threads``."""
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    problem_arguments(parser, dim=64)
+    parser.add_argument("--skip-fastreid", action="store_true", help="do not build and time FastReID's Cython evaluator")
+    parser.add_argument("--fastreid-wheel", default="", help="a local fastreid wheel instead of pip download")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of our evaluator (and FastReID's) at Market size")
+    parser.add_argument("--repeat-msmt", type=int, default=1, help="runs of our evaluator at MSMT17 size")
+    args = parse_arguments(parser, argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {os.cpu_count()} CPUs")
     if not args.skip_market:
         run_market(args)

@@ -13,27 +13,13 @@ import functools
 import numpy as np
 import torch
 
+from ..utils.jit import available, jit
 from .iuv import uv_floor
 from .parts import NUM_CHARTS
 
 __all__ = ["available", "channel_sums", "warp_last", "warp_mean"]
 
-try:  # optional accelerator: the torch path stays the reference and the GPU/float path
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
-
-
-def available():
-    """Whether the fused kernel can run (Numba importable)."""
-    return numba is not None
-
-
-def _jit(fn):
-    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn) if numba is not None else fn
-
-
-@_jit
+@jit
 def _channel_sums(images, sums):
     """Exact per-image, per-channel integer sums of uint8 images ``[B, C, P]`` into ``sums [B, C]``."""
     batch, channels, pixels = images.shape
@@ -45,13 +31,13 @@ def _channel_sums(images, sums):
             sums[b, k] = total
 
 
-@_jit
+@jit
 def _pixel_cell(iuv, b, p, chart_lut, cell_lut, size):
     """``(chart index, row * S + col)`` of pixel ``p`` of map ``b`` (chart -1: background)."""
     return chart_lut[iuv[b, 0, p]], cell_lut[iuv[b, 1, p]] * size + cell_lut[iuv[b, 2, p]]
 
 
-@_jit
+@jit
 def _warp_last(images, iuv, chart_lut, cell_lut, mean, out, valid):
     """Fill ``out [B, 24, C, S*S]`` with ``mean [B, C]``, then the last pixel in raster order wins."""
     batch, channels, pixels = images.shape
@@ -72,7 +58,7 @@ def _warp_last(images, iuv, chart_lut, cell_lut, mean, out, valid):
             valid[b, chart] = True
 
 
-@_jit
+@jit
 def _warp_mean(images, iuv, chart_lut, cell_lut, mean, out, counts, valid):
     """Average the pixels of each cell (summed in raster order in float32); empty cells hold ``mean``.
 

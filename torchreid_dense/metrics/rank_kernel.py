@@ -11,27 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["available", "positive_ranks"]
+from ..utils.jit import available, jit
 
-try:  # optional accelerator
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
+__all__ = ["available", "positive_ranks"]
 
 # Above this many positives in a row, sorting the row once beats one counting pass per positive.
 _MAX_COUNTED = 128
 
 
-def available():
-    """Whether the kernel can run (Numba importable)."""
-    return numba is not None
-
-
-def _jit(fn):
-    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn) if numba is not None else fn
-
-
-@_jit
+@jit
 def _before(row, value, index):
     """Items of ``row`` before ``(value, index)`` in the order (distance, index): nearer, or as near and earlier.
 
@@ -45,7 +33,7 @@ def _before(row, value, index):
     return count
 
 
-@_jit
+@jit
 def _ranks_rows(dist, pos_ptr, pos_cols, rem_ptr, rem_cols, ranks, has_nan, r0, r1):
     g = dist.shape[1]
     for r in range(max(r0, 0), r1):

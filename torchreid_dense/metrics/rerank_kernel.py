@@ -24,27 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..utils.jit import available, jit
+
 __all__ = ["available", "NearestTracker", "final_distances"]
-
-try:  # optional accelerator: the torch path of metrics.reranking stays the reference and the GPU path
-    import numba
-except ImportError:  # pragma: no cover - exercised only where numba is missing
-    numba = None
-
-
-def available():
-    """Whether the kernel can run (Numba importable)."""
-    return numba is not None
-
-
-def _jit(fn):
-    return numba.njit(cache=True, nogil=True, boundscheck=False)(fn) if numba is not None else fn
-
 
 _SEGMENT = 64  # elements tested together before any insertion (keeps the common path vectorised)
 
 
-@_jit
+@jit
 def _sift_down(item, pos, nb_idx, nb_key):
     """Restore the max-heap order of ``item``'s kept keys below ``pos``."""
     size = nb_key.shape[1]
@@ -62,7 +49,7 @@ def _sift_down(item, pos, nb_idx, nb_key):
     nb_key[item, pos], nb_idx[item, pos] = key, idx
 
 
-@_jit
+@jit
 def _insert(item, neighbour, key, nb_idx, nb_key, thresh, fill):
     """Put ``key`` at ``neighbour`` into ``item``'s kept set (the caller checked ``key < thresh[item]``).
 
@@ -83,7 +70,7 @@ def _insert(item, neighbour, key, nb_idx, nb_key, thresh, fill):
     thresh[item] = nb_key[item, 0]
 
 
-@_jit
+@jit
 def _insert_columns(tile, mask, r, s0, s1, neighbour, nb_idx, nb_key, thresh, fill):
     """Insert row r's keys of items [s0, s1) that beat their thresholds (the slow path, kept out of line)."""
     for c in range(s0, s1):
@@ -92,7 +79,7 @@ def _insert_columns(tile, mask, r, s0, s1, neighbour, nb_idx, nb_key, thresh, fi
             _insert(c, neighbour, key, nb_idx, nb_key, thresh, fill)
 
 
-@_jit
+@jit
 def _offer_columns(tile, mask, row_base, c0, c1, nb_idx, nb_key, thresh, fill, col_max):
     """Items c in [c0, c1) (the state arrays are views at the tile's first column) see neighbours
     ``row_base + r`` at key ``tile[r, c] & mask``."""
@@ -119,7 +106,7 @@ def _offer_columns(tile, mask, row_base, c0, c1, nb_idx, nb_key, thresh, fill, c
         _insert_columns(tile, mask, r, full, c1, row_base + r, nb_idx, nb_key, thresh, fill)
 
 
-@_jit
+@jit
 def _insert_row(tile, mask, r, s0, s1, col_base, nb_idx, nb_key, thresh, fill):
     """Insert the keys of row r's columns [s0, s1) that beat item r's threshold (the slow path)."""
     for c in range(s0, s1):
@@ -128,7 +115,7 @@ def _insert_row(tile, mask, r, s0, s1, col_base, nb_idx, nb_key, thresh, fill):
             _insert(r, col_base + c, key, nb_idx, nb_key, thresh, fill)
 
 
-@_jit
+@jit
 def _offer_rows(tile, mask, col_base, r0, r1, nb_idx, nb_key, thresh, fill, col_max):
     """Items r in [r0, r1) (the state arrays are views at the tile's first row) see neighbours
     ``col_base + c`` at key ``tile[r, c] & mask``."""
@@ -228,7 +215,7 @@ class NearestTracker:
         return self.nb_idx, self.nb_key.view(self.dtype), col_max
 
 
-@_jit
+@jit
 def _final_rows(dist, squared, col_max, q_ptr, q_cols, q_vals, col_ptr, g_items, g_vals, keep, mix, out, r0, r1):
     """Rows [r0, r1) of ``out``: ``(1 - t / (2 - t)) * keep + d^2 / col_max * mix`` (float32), where
     ``t[j] = sum_k min(V[r, k], V[j, k])`` over the row's entries (``q_ptr``/``q_cols``/``q_vals``)

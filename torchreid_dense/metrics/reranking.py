@@ -4,22 +4,28 @@ CVPR 2017) on sparse top-k neighbourhoods, with the result of torchreid's ``re_r
 torchreid's ``re_ranking`` builds the dense ``(q+g)^2`` matrices of the squared, column-normalised
 distances, of their full argsort and of the encodings ``V``, and loops over rows in Python. Only a
 few neighbours of each item matter: its ``k1 + 1`` nearest (the k-reciprocal set), the
-``round(k1 / 2) + 1`` nearest of those (the expansion) and the ``k2`` nearest (query expansion).
-This module makes one pass over the distance matrix in blocks of columns (a column of the
-concatenated matrix, normalised by its maximum, is the item's row in torchreid's ranking), keeps the
-top-k neighbourhoods, and does the rest on sparse pairs with torch ops on the chosen device:
-reciprocity and the 2/3 expansion test by key look-ups, ``V`` and its query expansion as sparse rows,
-and the Jaccard distance of each chunk of queries by an inverted index over the gallery's entries.
+``round(k1 / 2) + 1`` nearest (each member's own set, for the expansion) and the ``k2`` nearest
+(query expansion). This module makes one pass over the distance matrix (a column of the
+concatenated matrix, normalised by its maximum, is the item's row in torchreid's ranking) keeping
+each item's nearest candidates and its maximum; from features it computes the symmetric matrix's
+upper triangle only, tile by tile, never the whole. The rest works on sparse pairs with torch ops on
+the chosen device: reciprocity and the 2/3 expansion test by comparisons within the neighbourhoods,
+``V`` and its query expansion as sorted (row, column) pairs, and the Jaccard distance of each chunk
+of queries through an inverted index of the gallery items' entries. On CPU two Numba kernels
+(:mod:`~torchreid_dense.metrics.rerank_kernel`) do the pass and the Jaccard step; the torch ops alone
+are the GPU path (and the CPU path without Numba).
 
-Exactness: every value is computed with torchreid's float32 operations in its order of rounding
-(square in the input dtype, cast to float32, divide by the column's maximum, ``exp``, normalise,
-average, ``1 - t / (2 - t)``, ``J * (1 - lambda) + d * lambda``); only sums are formed in another
-order (float64 partial sums rounded to float32), which moves results by a few float32 ulps. The
-neighbourhoods are the same sets: a prefix of torchreid's argsort is determined by the values alone
-unless the value at its boundary is tied with the next one. There numpy's argsort (quicksort, not
-stable; with SIMD on some CPUs) puts the tied items in an order of its own, so for exactly those rows
-this module builds the row as torchreid does and calls ``numpy.argsort`` on it, which reproduces
-torchreid's choice among the tied items on the same machine.
+Exactness: every value goes through torchreid's float32 operations in its order: squares in the
+input dtype, then float32; division by the column maximum; numpy's own ``exp``; the weights' sum in
+numpy's pairwise order; the query expansion's rows added one after another in argsort order; the
+Jaccard overlaps accumulated column by column; ``1 - t / (2 - t)``; ``J * (1 - lambda) + d * lambda``.
+So on CPU the result equals torchreid's bit for bit (tested, ties included; on GPU, where the
+overlaps are accumulated in another order, to about 1e-7). The neighbourhoods are the same sets: a
+prefix of torchreid's argsort is determined by the values alone unless the value at its boundary
+ties the next one, and the query expansion's order unless two of its values tie. There numpy's
+argsort (quicksort, not stable; SIMD-accelerated on some CPUs) orders the tied items its own way, so
+for exactly those rows this module builds the row as torchreid does and calls ``numpy.argsort`` on
+it, which reproduces torchreid's choice on the same machine.
 """
 import numpy as np
 import torch
@@ -48,8 +54,8 @@ def rerank(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3, *, memor
     The distances are squared, each column of the concatenated ``[[q_q, q_g], [q_g^T, g_g]]``
     matrix is divided by its maximum, and the final distance is
     ``(1 - lambda_value) * Jaccard + lambda_value * normalised distance`` (torchreid's formulation of
-    Zhong et al., CVPR 2017, Sec. 4). Results match torchreid's ``re_ranking`` to a few float32
-    ulps, including the choice among exactly tied neighbours (see the module docstring).
+    Zhong et al., CVPR 2017). On CPU the result equals torchreid's ``re_ranking`` bit for bit,
+    including its choice among exactly tied neighbours (see the module docstring).
 
     Args:
         q_g_dist (numpy.ndarray or torch.Tensor): query-gallery distances ``[q, g]``.
@@ -259,7 +265,8 @@ class _FeatureDistances:
 
 
 def _numpy(tensor, dtype):
-    return tensor.to(dtype).contiguous().numpy()
+    """A C-contiguous numpy array of ``tensor`` in ``dtype`` (a view where nothing needs converting)."""
+    return tensor.to(device="cpu", dtype=dtype).contiguous().numpy()
 
 
 def _kernel_dtype(dtype):
@@ -306,7 +313,7 @@ def _candidates(source, size, memory_budget, device):
     last one), and the column's largest magnitude: (indices ``[n, size]``, magnitudes, largest ``[n]``)."""
     n = source.n
     if _use_kernel(device):
-        dtype = _numpy(torch.empty(0, dtype=_kernel_dtype(source.dtype)), _kernel_dtype(source.dtype)).dtype
+        dtype = np.float64 if _kernel_dtype(source.dtype) == torch.float64 else np.float32
         tracker = rerank_kernel.NearestTracker(n, size, dtype, workers=torch.get_num_threads())
         for tile, row_base, col_base, columns, rows in source.tiles(memory_budget):
             tracker.offer(tile, row_base, col_base, columns=columns, rows=rows)
