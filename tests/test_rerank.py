@@ -69,9 +69,9 @@ def assert_matches_torchreid(dists, ids=None, **kwargs):
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("num_q,num_g,k1,k2", [(20, 80, 20, 6), (30, 60, 5, 3), (60, 25, 20, 6), (10, 12, 20, 6),
-                                               (25, 70, 7, 1), (15, 40, 4, 30)])
+                                               (25, 70, 7, 1), (15, 40, 4, 30), (6, 8, 20, 6), (6, 8, 20, 30)])
 def test_random_features_match_torchreid(seed, num_q, num_g, k1, k2):
-    # q > g, k1 >= q + g, odd k1 (round(k1 / 2) is banker's rounding), no query expansion, k2 > k1 + 1
+    # q > g, k1 >= g, k1 + 1 >= q + g, k2 >= q + g, odd k1 (round(k1 / 2) is banker's rounding), no query expansion, k2 > k1 + 1
     qf, gf, ids = features(seed, num_q, num_g)
     ours, _ = assert_matches_torchreid(distances(qf, gf), ids, k1=k1, k2=k2, lambda_value=0.3)
     assert not np.allclose(ours, distances(qf, gf)[0])  # re-ranking changed something
