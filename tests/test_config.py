@@ -70,15 +70,15 @@ PLUGIN_DEFAULTS = {
     "dense.dsap_size": 32, "dense.alignment": "dense", "dense.iuv_kind": "densepose",
     "dense.strict": False, "dense.cache": False, "dense.sidecar_root": "", "dense.max_missing": 0.5,
     "dsa.weight_id_mf": 0.5, "dsa.weight_triplet": 1.5, "dsa.weight_id_fused": 1.0, "dsa.fusion": "add",
-    "dsa.feature": "mf", "dsa.branches": "both", "dsa.streams": "two", "dsa.dsag_width": 0.0,
+    "dsa.feature": "mf", "dsa.branches": "both", "dsa.streams": "two", "dsa.dsag_width": 0.0, "dsa.part_id_reduction": "mean",
     "san.pit_weight_rec": 1.0, "san.tr_reduction": "mean", "san.pit_val_fraction": 0.1,
-    "san.texture_size": [240, 160], "san.decoder_widths": [],
+    "san.texture_size": [240, 160], "san.decoder_widths": [], "san.id_head": "bnneck",
     "san.weight_id": 0.5, "san.weight_triplet": 1.5, "san.weight_rec": 1.0, "san.weight_tr": 1.0,
     "san.tr_margin": 0.3, "san.use_tr": True, "san.use_pit": True, "san.pit_ratio": 4,
     "san.pit_batch_size": 0, "san.pit_root": "", "san.rec_target": "texture", "san.init_weights": "",
     "san.steps_dir": "", "san.pg_max_epoch": 60, "san.pg_optim": "adam", "san.pg_lr": 0.0003, "san.pg_batch_size": 64,
     "san.pg_lr_scheduler": "single_step", "san.pg_stepsize": [40], "san.pg_gamma": 0.1, "san.pg_warmup_epochs": 0,
-    "synth.preset": "small", "synth.seed": 0,
+    "synth.preset": "small", "synth.seed": 0, "synth.misalignment": 1.0,
 }
 
 
