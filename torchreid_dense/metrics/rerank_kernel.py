@@ -170,6 +170,12 @@ class NearestTracker:
         self.workers = max(1, int(workers))
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
 
+    def close(self):
+        """Stop the worker threads (also done by :meth:`result`)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def _state(self):
         return self.nb_idx, self.nb_key, self.thresh, self.fill, self.col_max
 
@@ -206,9 +212,7 @@ class NearestTracker:
         Raises:
             RuntimeError: when some item was offered fewer than ``size`` distances that are not NaN.
         """
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        self.close()
         col_max = self.col_max.view(self.dtype)
         if np.any((self.fill < self.nb_idx.shape[1]) & ~np.isnan(col_max)):
             raise RuntimeError("NearestTracker: an item was offered fewer distances than neighbours to keep")

@@ -315,8 +315,11 @@ def _candidates(source, size, memory_budget, device):
     if _use_kernel(device):
         dtype = np.float64 if _kernel_dtype(source.dtype) == torch.float64 else np.float32
         tracker = rerank_kernel.NearestTracker(n, size, dtype, workers=torch.get_num_threads())
-        for tile, row_base, col_base, columns, rows in source.tiles(memory_budget):
-            tracker.offer(tile, row_base, col_base, columns=columns, rows=rows)
+        try:
+            for tile, row_base, col_base, columns, rows in source.tiles(memory_budget):
+                tracker.offer(tile, row_base, col_base, columns=columns, rows=rows)
+        finally:
+            tracker.close()
         idx, mag, col_max = (torch.from_numpy(a) for a in tracker.result())
         return idx, mag.to(source.dtype), col_max.to(source.dtype)
     itemsize = torch.empty((), dtype=source.dtype).element_size()
