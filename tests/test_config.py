@@ -109,7 +109,8 @@ def test_defaults_hold_every_key_with_its_default_and_type(table):
 
 
 def test_every_default_key_has_an_inline_comment():
-    source = open(osp.join(REPO, "torchreid_dense", "config", "defaults.py")).read()
+    source = "".join(open(osp.join(REPO, "torchreid_dense", "config", name)).read()
+                     for name in ("torchreid_keys.py", "plugin_keys.py"))  # the modules defining the keys
     leaves = [line for line in source.splitlines()
               if re.match(r"\s*cfg(\.\w+)+ = ", line) and "CfgNode()" not in line]
     assert len(leaves) == len(TORCHREID_DEFAULTS) + len(PLUGIN_DEFAULTS) + 1  # + use_gpu
