@@ -7,7 +7,6 @@ and camera left out).
 """
 import os.path as osp
 
-import numpy as np
 import torch
 
 from .. import compat

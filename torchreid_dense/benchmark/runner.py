@@ -15,18 +15,15 @@ runs again; a failed job leaves ``failed.json`` and is retried. Jobs whose depen
 skipped for this pass.
 """
 import datetime
-import glob
 import json
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 
-from ..utils.io import atomic_write
-from .suite import PLACEHOLDER, SUITE_PLACEHOLDER
+from .job_dir import FAILED_FILE, RESULT_FILE, STDOUT_FILE, last_checkpoint, read_result, write_json
+from .job_process import in_process_job, subprocess_job, worker_main
+from .opts import PLACEHOLDER, SUITE_PLACEHOLDER
 
 __all__ = [
     "Job",
@@ -44,12 +41,6 @@ __all__ = [
     "BenchmarkError",
 ]
 
-RESULT_FILE = "result.json"
-FAILED_FILE = "failed.json"
-STDOUT_FILE = "stdout.txt"
-JOB_FILE = "job.json"
-_WORKER_RESULT = ".worker_result.json"
-_CHECKPOINT = re.compile(r"model\.pth\.tar-(\d+)$")
 
 
 class BenchmarkError(RuntimeError):
@@ -113,105 +104,6 @@ def plan_jobs(suite, output, seeds=None):
     return jobs
 
 
-def last_checkpoint(save_dir):
-    """The checkpoint of the highest epoch under ``<save_dir>/*/model.pth.tar-<epoch>`` ('' if none)."""
-    best, best_epoch = "", -1
-    for path in glob.glob(osp.join(save_dir, "*", "model.pth.tar-*")):
-        match = _CHECKPOINT.search(path)
-        if match and int(match.group(1)) > best_epoch:
-            best, best_epoch = path, int(match.group(1))
-    return best
-
-
-def read_result(out_dir):
-    """The ``result.json`` of a job directory, or None when the job has not finished."""
-    path = osp.join(out_dir, RESULT_FILE)
-    if not osp.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def _write_json(path, obj):
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-
-
-def _metrics_of(launch_result):
-    """``{target: {metric: float}}`` from the launcher's return value (unknown shapes dropped)."""
-    out = {}
-    for target, values in (launch_result or {}).items():
-        if isinstance(values, dict):
-            out[str(target)] = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
-    return out
-
-
-def in_process_job(spec):
-    """Train + evaluate one job with :func:`launch.main` in this process, then measure its cost.
-
-    Args:
-        spec (dict): ``argv`` (tools/main.py arguments), ``out_dir``, ``threads`` (CPU latency
-            threads), ``latency`` (bool).
-
-    Returns:
-        dict: ``metrics``, ``train_time_s`` (wall time of the whole launcher job: training and the
-        final evaluation), ``cost`` (see :func:`~torchreid_dense.benchmark.cost.measure_cost`),
-        ``checkpoint``.
-    """
-    from ..engine import launch
-    from .cost import cost_from_config
-
-    start = time.perf_counter()
-    metrics = launch.main(list(spec["argv"]))
-    wall = time.perf_counter() - start
-    cost = cost_from_config(osp.join(spec["out_dir"], launch.CONFIG_FILE), threads=spec.get("threads", 1),
-                            latency=spec.get("latency", True))
-    return {
-        "metrics": _metrics_of(metrics),
-        "train_time_s": wall,
-        "cost": cost,
-        "checkpoint": last_checkpoint(spec["out_dir"]),
-    }
-
-
-def _tail(path, lines=25):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def subprocess_job(spec):
-    """:func:`in_process_job` in a child Python process; console output to ``<out_dir>/stdout.txt``.
-
-    Raises:
-        RuntimeError: the child failed (the message holds the end of its output).
-    """
-    out_dir = spec["out_dir"]
-    os.makedirs(out_dir, exist_ok=True)
-    job_file = osp.join(out_dir, JOB_FILE)
-    worker_result = osp.join(out_dir, _WORKER_RESULT)
-    if osp.exists(worker_result):
-        os.remove(worker_result)
-    _write_json(job_file, spec)
-    log_path = osp.join(out_dir, STDOUT_FILE)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"\n===== {datetime.datetime.now().isoformat(timespec='seconds')} "
-                  f"worker_main({job_file})\n")
-        log.flush()
-        code = subprocess.call([sys.executable, "-c", _WORKER_CODE, job_file],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
-    if code != 0 or not osp.isfile(worker_result):
-        raise RuntimeError(f"the job process exited with status {code}; end of {log_path}:\n{_tail(log_path)}")
-    with open(worker_result, encoding="utf-8") as f:
-        result = json.load(f)
-    os.remove(worker_result)
-    return result
-
-
 def _resolver(job):
     def resolve(match):
         name, what = match.groups()
@@ -248,7 +140,7 @@ def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True):
         "started": started,
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
     })
-    _write_json(osp.join(job.out_dir, RESULT_FILE), result)
+    write_json(osp.join(job.out_dir, RESULT_FILE), result)
     failed = osp.join(job.out_dir, FAILED_FILE)
     if osp.exists(failed):
         os.remove(failed)
@@ -319,7 +211,7 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
             result = run_job(job, job_fn, suite.name, extra_opts, threads, latency)
         except Exception as err:  # one failed job must not end the suite
             failed[job.key] = f"{type(err).__name__}: {err}"
-            _write_json(osp.join(job.out_dir, FAILED_FILE),
+            write_json(osp.join(job.out_dir, FAILED_FILE),
                         {"run": job.run.name, "seed": job.seed, "error": failed[job.key],
                          "time": datetime.datetime.now().isoformat(timespec="seconds")})
             log(f"{head}: FAILED ({failed[job.key].splitlines()[0]}); details in {job.out_dir}")
@@ -331,14 +223,3 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
 
 def _quote(arg):
     return arg if re.match(r"^[\w.,/:=+\-\[\]'{}]+$", arg) and "'" not in arg else json.dumps(arg)
-
-
-def worker_main(job_file):
-    """Child-process entry point: run :func:`in_process_job` on a job file, write its result."""
-    with open(job_file, encoding="utf-8") as f:
-        spec = json.load(f)
-    result = in_process_job(spec)
-    _write_json(osp.join(spec["out_dir"], _WORKER_RESULT), result)
-
-
-_WORKER_CODE = "import sys; from torchreid_dense.benchmark.runner import worker_main; worker_main(sys.argv[1])"

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .opts import RUNNER_KEYS, SUITE_PLACEHOLDER, SuiteError, opts_to_list, placeholders
+
 __all__ = [
     "SuiteError",
     "SuiteRun",
@@ -53,9 +55,6 @@ __all__ = [
     "SUITE_PLACEHOLDER",
 ]
 
-RUNNER_KEYS = ("train.seed", "data.save_dir")  # set per job by the runner, not by a suite
-SUITE_PLACEHOLDER = "suite"  # {suite.dir}: the suite's output directory (no run may be named so)
-PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+?)\.(dir|checkpoint)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles", "deltas"}
 _DELTA_KEYS = {"name", "plus", "minus"}
@@ -63,10 +62,6 @@ _DEFAULT_KEYS = {"seeds", "opts", "target"}
 _RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target"}
 _PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
 _PROFILE_RUN_KEYS = {"seeds", "opts"}
-
-
-class SuiteError(ValueError):
-    """A suite file that cannot be used; the message names the file, the entry and the fix."""
 
 
 @dataclass(frozen=True)
@@ -129,47 +124,6 @@ class Suite:
                 todo.extend(self.run(name).depends_on)
         return Suite(self.name, self.path, self.description, tuple(r for r in self.runs if r.name in keep),
                      self.profile, self.profiles, self.deltas)
-
-
-def _fmt_value(value):
-    """A YAML scalar/list as the string yacs' ``merge_from_list`` expects."""
-    if isinstance(value, str):
-        return value
-    return repr(value)
-
-
-def opts_to_list(opts, where="opts"):
-    """``{KEY: VALUE}`` or ``[KEY, VALUE, ...]`` -> flat list of strings ``[KEY, VALUE, ...]``.
-
-    Raises:
-        SuiteError: odd-length list, non-string key, or a key the runner owns (``RUNNER_KEYS``).
-    """
-    if opts is None:
-        return []
-    if isinstance(opts, dict):
-        pairs = list(opts.items())
-    elif isinstance(opts, (list, tuple)):
-        if len(opts) % 2:
-            raise SuiteError(f"{where}: expected KEY VALUE pairs, got an odd number of items {list(opts)}")
-        pairs = list(zip(opts[0::2], opts[1::2]))
-    else:
-        raise SuiteError(f"{where}: expected a mapping {{KEY: VALUE}} or a list [KEY, VALUE, ...], got {opts!r}")
-    out = []
-    for key, value in pairs:
-        if not isinstance(key, str) or not key:
-            raise SuiteError(f"{where}: config keys are dotted strings like 'train.max_epoch', got {key!r}")
-        if key in RUNNER_KEYS:
-            raise SuiteError(
-                f"{where}: '{key}' is set by the benchmark runner for every job (seeds: use 'seeds'; "
-                "output directory: tools/benchmark.py --output); remove it from the suite"
-            )
-        out += [key, _fmt_value(value)]
-    return out
-
-
-def placeholders(opts):
-    """``[(run_name, what), ...]`` referenced by ``{run.dir}`` / ``{run.checkpoint}`` in ``opts``."""
-    return [m.groups() for value in opts for m in PLACEHOLDER.finditer(value)]
 
 
 def _seeds(value, where):

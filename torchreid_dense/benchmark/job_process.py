@@ -1,0 +1,100 @@
+"""Running one benchmark job: in this process (:func:`in_process_job`) or in a child Python process of its own
+(:func:`subprocess_job`, which calls :func:`worker_main` on ``<job dir>/job.json``)."""
+import datetime
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+from .job_dir import JOB_FILE, STDOUT_FILE, last_checkpoint, write_json
+
+__all__ = ["in_process_job", "subprocess_job", "worker_main"]
+
+_WORKER_RESULT = ".worker_result.json"
+
+
+def _metrics_of(launch_result):
+    """``{target: {metric: float}}`` from the launcher's return value (unknown shapes dropped)."""
+    out = {}
+    for target, values in (launch_result or {}).items():
+        if isinstance(values, dict):
+            out[str(target)] = {str(k): float(v) for k, v in values.items() if isinstance(v, (int, float))}
+    return out
+
+
+def in_process_job(spec):
+    """Train + evaluate one job with :func:`launch.main` in this process, then measure its cost.
+
+    Args:
+        spec (dict): ``argv`` (tools/main.py arguments), ``out_dir``, ``threads`` (CPU latency
+            threads), ``latency`` (bool).
+
+    Returns:
+        dict: ``metrics``, ``train_time_s`` (wall time of the whole launcher job: training and the
+        final evaluation), ``cost`` (see :func:`~torchreid_dense.benchmark.cost.measure_cost`),
+        ``checkpoint``.
+    """
+    from ..engine import launch
+    from .cost import cost_from_config
+
+    start = time.perf_counter()
+    metrics = launch.main(list(spec["argv"]))
+    wall = time.perf_counter() - start
+    cost = cost_from_config(osp.join(spec["out_dir"], launch.CONFIG_FILE), threads=spec.get("threads", 1),
+                            latency=spec.get("latency", True))
+    return {
+        "metrics": _metrics_of(metrics),
+        "train_time_s": wall,
+        "cost": cost,
+        "checkpoint": last_checkpoint(spec["out_dir"]),
+    }
+
+
+def _tail(path, lines=25):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def subprocess_job(spec):
+    """:func:`in_process_job` in a child Python process; console output to ``<out_dir>/stdout.txt``.
+
+    Raises:
+        RuntimeError: the child failed (the message holds the end of its output).
+    """
+    out_dir = spec["out_dir"]
+    os.makedirs(out_dir, exist_ok=True)
+    job_file = osp.join(out_dir, JOB_FILE)
+    worker_result = osp.join(out_dir, _WORKER_RESULT)
+    if osp.exists(worker_result):
+        os.remove(worker_result)
+    write_json(job_file, spec)
+    log_path = osp.join(out_dir, STDOUT_FILE)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n===== {datetime.datetime.now().isoformat(timespec='seconds')} "
+                  f"worker_main({job_file})\n")
+        log.flush()
+        code = subprocess.call([sys.executable, "-c", _WORKER_CODE, job_file],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    if code != 0 or not osp.isfile(worker_result):
+        raise RuntimeError(f"the job process exited with status {code}; end of {log_path}:\n{_tail(log_path)}")
+    with open(worker_result, encoding="utf-8") as f:
+        result = json.load(f)
+    os.remove(worker_result)
+    return result
+
+
+def worker_main(job_file):
+    """Child-process entry point: run :func:`in_process_job` on a job file, write its result."""
+    with open(job_file, encoding="utf-8") as f:
+        spec = json.load(f)
+    result = in_process_job(spec)
+    write_json(osp.join(spec["out_dir"], _WORKER_RESULT), result)
+
+
+_WORKER_CODE = "import sys; from torchreid_dense.benchmark.job_process import worker_main; worker_main(sys.argv[1])"
