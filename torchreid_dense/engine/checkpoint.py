@@ -28,11 +28,14 @@ import random
 import numpy as np
 import torch
 
+from ..utils.checkpoint import CheckpointError, model_state_of, read_checkpoint, read_model_state
+
 __all__ = [
     "CheckpointError",
     "CheckpointMismatchError",
     "read_checkpoint",
     "model_state_of",
+    "read_model_state",
     "load_model_state",
     "load_weights",
     "rng_state",
@@ -40,44 +43,8 @@ __all__ = [
 ]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be read (missing, corrupt, or holds pickled objects)."""
-
-
 class CheckpointMismatchError(ValueError):
     """A checkpoint's weights do not fit the model (other architecture or number of classes)."""
-
-
-def read_checkpoint(path):
-    """Load a checkpoint file with ``weights_only=True`` onto the CPU.
-
-    Raises:
-        FileNotFoundError: no such file.
-        CheckpointError: the file is not a readable checkpoint (names the file and the reason).
-    """
-    import os.path as osp
-
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"checkpoint '{path}' does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ... by cause
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint '{path}' with torch.load(weights_only=True): {first}. A truncated file "
-            "(killed while written by a tool without atomic saves) or a file holding pickled Python objects "
-            "(e.g. a NumPy rank1 from torchreid's own save_checkpoint) cannot be loaded safely; use a "
-            "checkpoint written by torchreid_dense"
-        ) from None
-
-
-def model_state_of(checkpoint):
-    """The model weights of a checkpoint dict (torchreid's ``state_dict`` key, or a bare state dict),
-    without DDP / DataParallel's ``module.`` prefix."""
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError("the checkpoint holds no model state_dict (a dict of tensors under 'state_dict')")
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
 def _classifier_note(name, saved, wanted):
@@ -124,11 +91,7 @@ def load_model_state(model, state, source="<checkpoint>"):
 def load_weights(model, path):
     """``model.load_weights``: the weights of checkpoint ``path`` into ``model``, strictly (see
     :func:`load_model_state`); returns the checkpoint dict."""
-    checkpoint = read_checkpoint(path)
-    try:
-        state = model_state_of(checkpoint)
-    except CheckpointError as err:
-        raise CheckpointError(f"'{path}': {err}") from None
+    checkpoint, state = read_model_state(path)
     load_model_state(model, state, path)
     return checkpoint
 

@@ -20,13 +20,12 @@ image, ``(x/255 - mean)/std``), with no final activation: un-normalise with the 
 to get pixels. ``(Ht, Wt)`` is the configured ``texture_size``.
 """
 import math
-import os.path as osp
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import MODELS
+from ..utils.checkpoint import read_model_state
 from .layers import BNNeckClassifier, init_conv_bn
 from .pretrained import imagenet_resnet
 
@@ -353,20 +352,6 @@ def san_pg_r18(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **k
     return build_san(num_classes, "resnet18", pretrained, reid_head=False, **kwargs)
 
 
-def _read_state_dict(path):
-    if not osp.isfile(path):
-        raise FileNotFoundError(f"SAN-PG checkpoint '{path}' does not exist; train san_pg first (step 1)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise RuntimeError(f"could not read SAN-PG checkpoint '{path}': {exc}") from exc
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"'{path}' holds no state_dict (got {type(ckpt).__name__})")
-    # checkpoints saved from DataParallel carry a 'module.' prefix
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
-
-
 def load_san_pg_weights(san_model, path, verbose=True):
     """Step 2 initialisation (Sec. 3.2): copy SA-Enc + SA-Dec weights of a SAN-PG checkpoint.
 
@@ -382,7 +367,7 @@ def load_san_pg_weights(san_model, path, verbose=True):
         ``ignored`` (checkpoint keys not used).
     """
     model = getattr(san_model, "module", san_model)
-    source = _read_state_dict(path)
+    source = read_model_state(path, "SAN-PG checkpoint", "; train san_pg first (step 1)")[1]
     target = model.state_dict()
     wanted = [k for k in target if k.startswith(("encoder.", "decoder."))]
     missing = [k for k in wanted if k not in source]
