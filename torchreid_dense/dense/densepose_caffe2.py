@@ -25,7 +25,7 @@ from collections import Counter
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .densepose import list_dataset_images, write_densepose_sidecars
+from .densepose_sidecars import list_dataset_images, write_densepose_sidecars
 from .iuv import IUVFormatError, validate_iuv
 
 __all__ = ["LegacyIUVError", "IUV_SUFFIX", "INDS_SUFFIX", "legacy_stem", "read_legacy_iuv", "read_legacy_inds",
@@ -135,7 +135,7 @@ def import_legacy_iuv(legacy_dir, dataset_dir, overwrite=False, progress=True):
     image are listed in the summary's ``bad`` and get no sidecar.
 
     Returns:
-        the summary dict of :func:`~torchreid_dense.dense.densepose.write_densepose_sidecars`.
+        the summary dict of :func:`~torchreid_dense.dense.densepose_sidecars.write_densepose_sidecars`.
 
     Raises:
         LegacyIUVError: when a directory does not exist, or no image of the data set has a file in
