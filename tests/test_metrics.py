@@ -7,6 +7,7 @@ import torch
 
 from torchreid_dense import compat
 from torchreid_dense.metrics import evaluate_rank
+from torchreid_dense.metrics import device_ops, positives, rank_kernel
 from torchreid_dense.metrics import rank as rank_module
 
 
@@ -305,8 +306,8 @@ def test_torch_sort_path_equals_numpy_sort_path(monkeypatch):
         for cuhk03 in (False, True):
             np.random.seed(1)
             expected.append(evaluate_rank(distmat, *problem[1:], use_metric_cuhk03=cuhk03, return_minp=True))
-    monkeypatch.setattr(rank_module, "_numpy_sorts", lambda device: False)
-    monkeypatch.setattr(rank_module, "_counts_on_cpu", lambda device: False)
+    monkeypatch.setattr(device_ops, "numpy_sorts", lambda device: False)
+    monkeypatch.setattr(positives, "counts_on_cpu", lambda device: False)
     got = []
     for distmat in (problem[0], tied):
         for cuhk03 in (False, True):
@@ -322,7 +323,7 @@ def test_torch_sort_path_equals_numpy_sort_path(monkeypatch):
 def test_counting_kernel_equals_sorting_path(monkeypatch, ids_per_gallery):
     # the CPU counting kernel against the value-sort path, with heavy ties, removed items and, with 300
     # gallery items per identity, more positives per row than the kernel counts (it sorts those rows)
-    if not rank_module.rank_kernel.available():
+    if not rank_kernel.available():
         pytest.skip("numba missing")
     num_g = 2 * ids_per_gallery * 2
     distmat, q_pids, g_pids, q_cams, g_cams = random_problem(19, num_q=30, num_g=num_g, num_ids=2)
@@ -330,7 +331,7 @@ def test_counting_kernel_equals_sorting_path(monkeypatch, ids_per_gallery):
     problems = [(d, q_pids, g_pids, q_cams, g_cams) for d in (distmat, tied, tied.astype(np.float64))]
     expected = [evaluate_rank(*p, max_rank=20, return_minp=True) for p in problems]
     assert (np.bincount(g_pids).max() > 128) == (ids_per_gallery == 300)
-    monkeypatch.setattr(rank_module, "_counts_on_cpu", lambda device: False)
+    monkeypatch.setattr(positives, "counts_on_cpu", lambda device: False)
     for p, (cmc, mAP, mINP) in zip(problems, expected):
         cmc_s, mAP_s, mINP_s = evaluate_rank(*p, max_rank=20, return_minp=True)
         np.testing.assert_array_equal(cmc, cmc_s)
