@@ -17,9 +17,10 @@ from torchreid_dense.data.synth import body as body_mod
 from torchreid_dense.data.synth.body import BodyShape, Pose, build_body, chart
 from torchreid_dense.data.synth.cameras import CAMERAS, sample_view
 from torchreid_dense.data.synth.degrade import SWAP_GROUPS, DegradeParams, estimate_iuv
-from torchreid_dense.data.synth.generate import (ManifestMismatchError, SynthConfig, _plan, dataset_dir,
-                                                 ensure_dataset, generate_dataset, identity, make_config,
-                                                 read_manifest, render_sample)
+from torchreid_dense.data.synth.generate import (ManifestMismatchError, SynthConfig, dataset_dir, ensure_dataset,
+                                                 generate_dataset, identity, make_config, read_manifest,
+                                                 render_sample)
+from torchreid_dense.data.synth.plan import plan_images as _plan
 from torchreid_dense.data.synth.render import rasterize, render
 from torchreid_dense.data.synth.textures import make_atlas, sample_outfit
 from torchreid_dense.dense.atlas import render_from_atlas
