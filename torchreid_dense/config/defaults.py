@@ -2,18 +2,10 @@
 
 ``get_default_config()`` returns every key of deep-person-reid's ``scripts/default_config.py``
 with the same name, default and meaning, a top-level ``use_gpu``, and the plugin's sections,
-each added by one composable ``add_*_config(cfg)`` function that owns its namespace
-(:mod:`~torchreid_dense.config.plugin_keys`; deep-person-reid's own in
-:mod:`~torchreid_dense.config.torchreid_keys`):
-
-- :func:`add_data_config`: the file check before training (extra keys inside torchreid's ``data`` section);
-- :func:`add_train_config`: warm-up, mixed precision, channels-last, mid-epoch checkpoints
-  (extra keys inside torchreid's ``train`` section);
-- :func:`add_dense_config`: ``dense.*``, how DSAP-images / textures are read from the sidecars;
-- :func:`add_dsa_config`: ``dsa.*``, DSA-reID (CVPR 2019) loss weights and variants;
-- :func:`add_san_config`: ``san.*``, SAN (AAAI 2020) loss weights, PIT interleaving, init, and
-  the texture size (``san.texture_size``: the SA-Dec output and the texture wrappers' target size);
-- :func:`add_synth_config`: ``synth.*``, the SynthReID generator preset and seed.
+each added by one composable ``add_*_config(cfg)`` function that owns its namespace: the extra
+``data.*`` and ``train.*`` keys, ``dense.*``, ``dsa.*`` (DSA-reID), ``san.*`` (SAN) and ``synth.*``
+(listed in :mod:`~torchreid_dense.config.plugin_keys`; deep-person-reid's own keys in
+:mod:`~torchreid_dense.config.torchreid_keys`).
 
 Merging is strict (:mod:`~torchreid_dense.config.node`) and speaks to the user: an unknown key
 raises :class:`ConfigKeyError` (``configs/x.yaml: unknown config key 'train.lrr' (did you mean

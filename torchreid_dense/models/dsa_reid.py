@@ -54,24 +54,12 @@ NUM_PARTS = len(MERGE_LEVEL2)  # 8 merged body parts
 # Per-backbone facts: torchvision model name, conv4_x / conv5_x widths, part-branch block,
 # and the defaults of the DSAG-Stream width multiplier and the classifiers' hidden width.
 _BACKBONES = {
-    "resnet50": dict(
-        arch="resnet50",
-        f_channels=1024,
-        conv5_channels=2048,
-        local_block=GroupedBottleneck,
-        conv5_blocks=3,
-        dsag_width=1.0,  # Table 1 as printed
-        classifier_hidden=512,
-    ),
-    "resnet18": dict(
-        arch="resnet18",
-        f_channels=256,
-        conv5_channels=512,
-        local_block=GroupedBasicBlock,
-        conv5_blocks=2,
-        dsag_width=0.25,  # every Table 1 width / 4: dG = 512, dL,i = 64 as the MF-Stream
-        classifier_hidden=256,
-    ),
+    # dsag_width 1.0: Table 1 as printed
+    "resnet50": dict(arch="resnet50", f_channels=1024, conv5_channels=2048, local_block=GroupedBottleneck,
+                     conv5_blocks=3, dsag_width=1.0, classifier_hidden=512),
+    # dsag_width 0.25: every Table 1 width / 4, so dG = 512 and dL,i = 64 as in the MF-Stream
+    "resnet18": dict(arch="resnet18", f_channels=256, conv5_channels=512, local_block=GroupedBasicBlock,
+                     conv5_blocks=2, dsag_width=0.25, classifier_hidden=256),
 }
 
 # DSAG-Stream widths of Table 1 (per branch): conv1, conv2, conv3_x, conv4_x, conv5_g, conv5_l.

@@ -44,7 +44,36 @@ def _shortcut(in_per_group, out_per_group, groups, stride):
     )
 
 
-class GroupedBasicBlock(nn.Module):
+class _GroupedResidual(nn.Module):
+    """A ResNet block for G independent branches at once: ``relu(bn_k(conv_k(...)) + shortcut(x))``, each
+    conv but the last followed by BN + ReLU, the last by BN only.
+
+    Args:
+        convs: ``(in_per_group, out_per_group, kernel_size, stride)`` of ``conv1``, ``conv2``, ... in order.
+        groups (int): number of branches G; tensors carry ``G * channels`` channels, branch-major.
+        shortcut: ``(in_per_group, out_per_group, stride)`` of the shortcut (see :func:`_shortcut`).
+    """
+
+    def __init__(self, convs, groups, shortcut):
+        super().__init__()
+        self.depth = len(convs)
+        for i, (cin, cout, kernel_size, stride) in enumerate(convs, 1):
+            setattr(self, f"conv{i}", _conv(cin, cout, groups, kernel_size, stride))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(cout * groups))
+        self.relu = nn.ReLU(inplace=True)
+        cin, cout, stride = shortcut
+        self.shortcut = _shortcut(cin, cout, groups, stride)
+
+    def forward(self, x):
+        out = x
+        for i in range(1, self.depth + 1):
+            out = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(out))
+            if i < self.depth:
+                out = self.relu(out)
+        return self.relu(out + self.shortcut(x))
+
+
+class GroupedBasicBlock(_GroupedResidual):
     """ResNet basic block [3x3; 3x3] for G independent branches at once (He et al. CVPR 2016).
 
     Args:
@@ -55,21 +84,11 @@ class GroupedBasicBlock(nn.Module):
     """
 
     def __init__(self, in_per_group, out_per_group, groups=1, stride=1):
-        super().__init__()
-        self.conv1 = _conv(in_per_group, out_per_group, groups, 3, stride)
-        self.bn1 = nn.BatchNorm2d(out_per_group * groups)
-        self.conv2 = _conv(out_per_group, out_per_group, groups, 3)
-        self.bn2 = nn.BatchNorm2d(out_per_group * groups)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = _shortcut(in_per_group, out_per_group, groups, stride)
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        convs = [(in_per_group, out_per_group, 3, stride), (out_per_group, out_per_group, 3, 1)]
+        super().__init__(convs, groups, (in_per_group, out_per_group, stride))
 
 
-class GroupedBottleneck(nn.Module):
+class GroupedBottleneck(_GroupedResidual):
     """ResNet bottleneck [1x1; 3x3; 1x1] for G independent branches at once (He et al. CVPR 2016).
 
     Args:
@@ -81,21 +100,9 @@ class GroupedBottleneck(nn.Module):
     """
 
     def __init__(self, in_per_group, mid_per_group, out_per_group, groups=1, stride=1):
-        super().__init__()
-        self.conv1 = _conv(in_per_group, mid_per_group, groups, 1)
-        self.bn1 = nn.BatchNorm2d(mid_per_group * groups)
-        self.conv2 = _conv(mid_per_group, mid_per_group, groups, 3, stride)
-        self.bn2 = nn.BatchNorm2d(mid_per_group * groups)
-        self.conv3 = _conv(mid_per_group, out_per_group, groups, 1)
-        self.bn3 = nn.BatchNorm2d(out_per_group * groups)
-        self.relu = nn.ReLU(inplace=True)
-        self.shortcut = _shortcut(in_per_group, out_per_group, groups, stride)
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + self.shortcut(x))
+        convs = [(in_per_group, mid_per_group, 1, 1), (mid_per_group, mid_per_group, 3, stride),
+                 (mid_per_group, out_per_group, 1, 1)]
+        super().__init__(convs, groups, (in_per_group, out_per_group, stride))
 
 
 def make_grouped_stage(block, in_per_group, out_per_group, groups, num_blocks, stride=1, expansion=None):

@@ -270,29 +270,11 @@ def _check_size(size):
     return size
 
 
-def build_san(
-    num_classes,
-    backbone="resnet50",
-    pretrained=True,
-    texture_size=DEFAULT_TEXTURE_SIZE,
-    decoder_widths=None,
-    with_decoder=True,
-    reid_head=True,
-    num_tr_blocks=3,
-    id_head="bnneck",
-):
-    """Builds a :class:`SAN` (Sec. 3.2); ``reid_head=False`` gives SAN-PG (Sec. 3.1)."""
-    return SAN(
-        num_classes,
-        backbone=backbone,
-        pretrained=pretrained,
-        texture_size=texture_size,
-        decoder_widths=decoder_widths,
-        with_decoder=with_decoder,
-        reid_head=reid_head,
-        num_tr_blocks=num_tr_blocks,
-        id_head=id_head,
-    )
+def build_san(num_classes, backbone="resnet50", pretrained=True, **options):
+    """Builds a :class:`SAN` (Sec. 3.2); ``reid_head=False`` gives SAN-PG (Sec. 3.1). ``options``: the other
+    keyword arguments of :class:`SAN` (``texture_size``, ``decoder_widths``, ``with_decoder``, ``reid_head``,
+    ``num_tr_blocks``, ``id_head``)."""
+    return SAN(num_classes, backbone=backbone, pretrained=pretrained, **options)
 
 
 _SAN_KWARGS = ("texture_size", "decoder_widths", "with_decoder", "num_tr_blocks", "id_head")
@@ -322,6 +304,12 @@ def san_cfg_kwargs(cfg):
     return kwargs
 
 
+def _build_san_pg(num_classes, backbone, pretrained, kwargs):
+    """A SAN-PG: SA-Enc + SA-Dec, no classifier (so ``with_decoder`` and ``id_head`` are ignored)."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("with_decoder", "id_head")}
+    return build_san(num_classes, backbone, pretrained, reid_head=False, **kwargs)
+
+
 @MODELS.register("san", engine="san", cfg_kwargs=san_cfg_kwargs)
 def san(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN with a ResNet-50 SA-Enc (paper setting). ``loss`` is unused: the outputs are fixed."""
@@ -337,19 +325,13 @@ def san_r18(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs
 @MODELS.register("san_pg", engine="san_pg", cfg_kwargs=san_cfg_kwargs)
 def san_pg(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN-PG (Sec. 3.1): ResNet-50 SA-Enc + SA-Dec for texture generation only."""
-    kwargs = _san_kwargs(kwargs, "san_pg")
-    kwargs.pop("with_decoder", None)
-    kwargs.pop("id_head", None)  # SAN-PG has no classifier
-    return build_san(num_classes, "resnet50", pretrained, reid_head=False, **kwargs)
+    return _build_san_pg(num_classes, "resnet50", pretrained, _san_kwargs(kwargs, "san_pg"))
 
 
 @MODELS.register("san_pg_r18", engine="san_pg", cfg_kwargs=san_cfg_kwargs)
 def san_pg_r18(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN-PG with a ResNet-18 SA-Enc."""
-    kwargs = _san_kwargs(kwargs, "san_pg_r18")
-    kwargs.pop("with_decoder", None)
-    kwargs.pop("id_head", None)  # SAN-PG has no classifier
-    return build_san(num_classes, "resnet18", pretrained, reid_head=False, **kwargs)
+    return _build_san_pg(num_classes, "resnet18", pretrained, _san_kwargs(kwargs, "san_pg_r18"))
 
 
 def load_san_pg_weights(san_model, path, verbose=True):

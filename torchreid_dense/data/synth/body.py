@@ -41,23 +41,23 @@ def chart(name):
 class BodyShape:
     """Per-identity body proportions (multipliers around 1)."""
 
-    height: float = 1.0
-    girth: float = 1.0
-    shoulders: float = 1.0
-    limbs: float = 1.0
-    legs: float = 1.0
-    head: float = 1.0
+    height: float = 1.0     # stature (1.75 world units at 1)
+    girth: float = 1.0      # torso depth and width
+    shoulders: float = 1.0  # shoulder breadth
+    limbs: float = 1.0      # arm and leg thickness
+    legs: float = 1.0       # leg length (and hip height)
+    head: float = 1.0       # head size
 
 
 @dataclass(frozen=True)
 class Pose:
     """One walking pose: gait phase, swing amplitudes and arm abduction (radians)."""
 
-    phase: float = 0.0
-    leg_swing: float = 0.3
-    arm_swing: float = 0.25
-    abduction: float = 0.08
-    lean: float = 0.03
+    phase: float = 0.0       # gait phase: the right leg is forward when sin(phase) > 0
+    leg_swing: float = 0.3   # hip flexion amplitude
+    arm_swing: float = 0.25  # shoulder flexion amplitude (arms swing against the legs)
+    abduction: float = 0.08  # arms held away from the body
+    lean: float = 0.03       # forward lean of the torso
 
 
 @dataclass
