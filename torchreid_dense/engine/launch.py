@@ -36,7 +36,6 @@ import contextlib
 import logging
 import os
 import os.path as osp
-import sys
 
 import torch
 
@@ -46,11 +45,10 @@ from ..config import (
     ConfigValueError,
     engine_run_kwargs,
     get_default_config,
-    imagedata_kwargs,
     lr_scheduler_kwargs,
     optimizer_kwargs,
 )
-from ..data.availability import DatasetNotFoundError, check_datasets_present, explain_missing_dataset
+from ..data.availability import DatasetNotFoundError
 from ..data.file_check import BadFilesError
 from ..models import build_model_from_config, engine_name_of
 from ..optim import build_lr_scheduler, build_optimizer
@@ -58,15 +56,16 @@ from ..registry import ENGINES, PIPELINES
 from ..utils import distributed as du
 from .base import NonFiniteLossError
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_weights
-from .loader import build_train_loader
+from .job_data import build_datamanager, check_synth_preset, resolve_synth_root, use_resumable_train_loader
+from .job_log import LOG_FILE, log_to
 from .san_pipeline import StepMismatchError
+from ..utils.cli import exit_status
 
-__all__ = ["build_parser", "load_config", "check_synth_preset", "main", "run_job", "prepare_job", "cli", "LOG_FILE",
-           "CONFIG_FILE"]
+__all__ = ["build_parser", "load_config", "check_synth_preset", "resolve_synth_root", "main", "run_job", "prepare_job",
+           "cli", "LOG_FILE", "CONFIG_FILE"]
 
 logger = logging.getLogger("torchreid_dense.launch")
 
-LOG_FILE = "log.txt"
 CONFIG_FILE = "config.yaml"
 
 
@@ -103,171 +102,14 @@ def load_config(config_file="", opts=()):
     return cfg
 
 
-class _Tee:
-    """A text stream writing to the console stream and the log file."""
-
-    def __init__(self, console, logfile):
-        self.console = console
-        self.logfile = logfile
-
-    def write(self, text):
-        self.console.write(text)
-        self.logfile.write(text)
-        return len(text)
-
-    def flush(self):
-        self.console.flush()
-        self.logfile.flush()
-
-    def isatty(self):
-        return False
-
-
-class _JobLogHandler(logging.StreamHandler):
-    """The log handler of one :func:`_log_to` block."""
-
-
-@contextlib.contextmanager
-def _log_to(save_dir):
-    """Log the job (our messages and torchreid's prints) to the console and ``<save_dir>/log.txt``.
-
-    ``sys.stdout`` is only redirected inside this block and restored on exit, even on error. A job run
-    inside another one (SAN's SAN-PG step) writes to its own log and, through the console, to the outer one.
-    """
-    console = sys.stdout
-    with open(osp.join(save_dir, LOG_FILE), "a", encoding="utf-8") as logfile:
-        tee = _Tee(console, logfile)
-        handler = _JobLogHandler(tee)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root = logging.getLogger("torchreid_dense")
-        previous_level = root.level
-        outer = [h for h in root.handlers if isinstance(h, _JobLogHandler)]  # already reached through the console
-        for h in outer:
-            root.removeHandler(h)
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        try:
-            with contextlib.redirect_stdout(tee):
-                yield
-        finally:
-            root.removeHandler(handler)
-            for h in outer:
-                root.addHandler(h)
-            root.setLevel(previous_level)
-            tee.flush()
-
-
-def check_synth_preset(cfg):
-    """Refuse a ``synth.preset`` that disagrees with the SynthReID data sets the config names.
-
-    The preset of a SynthReID data set is chosen by its registered name (``synthreid`` = small,
-    ``synthreid_tiny``, ``synthreid_full``, and their ``_dsap``/``_texture`` wrappers), whose class
-    carries it as ``preset``.
-    """
-    datasets = compat.image_dataset_factory()
-    for name in list(cfg.data.sources) + list(cfg.data.targets):
-        preset = getattr(datasets.get(name), "preset", None)
-        if isinstance(preset, str) and preset != cfg.synth.preset:
-            raise ConfigValueError(
-                f"synth.preset is '{cfg.synth.preset}' but data set '{name}' is the '{preset}' preset; "
-                f"name the data set of the preset you want (e.g. synthreid_{cfg.synth.preset}) or set "
-                f"synth.preset {preset}"
-            )
-
-
-def resolve_synth_root(cfg, names=None):
-    """Point ``data.root`` at the SynthReID directory of ``synth.seed`` / ``synth.misalignment`` (generated
-    when missing) when the run's data sets are SynthReID ones; torchreid's data manager cannot pass those
-    settings to a data set, so the data set reads the directory it is given. A no-op for other data sets.
-    ``names``: the data sets concerned (default: ``data.sources`` + ``data.targets``)."""
-    from ..data.datasets.synthreid import is_synth_dir, resolve_synth_dir
-
-    datasets = compat.image_dataset_factory()
-    names = list(dict.fromkeys(names or list(cfg.data.sources) + list(cfg.data.targets)))
-    synth = [n for n in names if isinstance(getattr(datasets.get(n), "preset", None), str)]
-    if not synth or is_synth_dir(cfg.data.root):
-        return cfg
-    default = cfg.synth.seed == 0 and cfg.synth.misalignment == 1.0
-    if len(synth) < len(names):
-        if default:
-            return cfg
-        raise ConfigValueError(
-            f"synth.seed {cfg.synth.seed} / synth.misalignment {cfg.synth.misalignment} apply to SynthReID data sets, "
-            f"but this run also uses {[n for n in names if n not in synth]} under the same data.root; run them "
-            "separately or leave synth.seed 0 and synth.misalignment 1.0")
-    presets = sorted({datasets[n].preset for n in synth})
-    if len(presets) > 1:
-        raise ConfigValueError(f"data sets {synth} are SynthReID presets {presets}; one run uses one preset")
-    path = resolve_synth_dir(cfg.data.root, presets[0], cfg.synth.seed, cfg.synth.misalignment)
-    print(f"=> SynthReID {presets[0]}, seed {cfg.synth.seed}, misalignment {cfg.synth.misalignment:g}: {path}")
-    cfg.defrost()
-    cfg.data.root = path
-    cfg.freeze()
-    return cfg
-
-
-def _build_datamanager(cfg):
-    """``DenseImageDataManager`` for the config, with a clear error when a data set is missing."""
-    from ..data.datamanager import DenseImageDataManager
-
-    names = list(dict.fromkeys(list(cfg.data.sources) + list(cfg.data.targets)))
-    check_synth_preset(cfg)
-    resolve_synth_root(cfg)
-    check_datasets_present(cfg.data.root, names)
-    try:
-        return DenseImageDataManager(**imagedata_kwargs(cfg))
-    except RuntimeError as err:
-        explained = explain_missing_dataset(err, cfg.data.root, names)
-        if explained is None:
-            raise
-        raise explained from err
-    except (IndexError, ZeroDivisionError) as err:  # torchreid's failure on a directory without images
-        raise DatasetNotFoundError(
-            f"a data set of {names} under data.root '{cfg.data.root}' has an empty split (no images found; "
-            f"torchreid failed with {type(err).__name__}: {err}); check that the data set's directories "
-            "(e.g. bounding_box_train, query, bounding_box_test) hold its image files, or fetch it again"
-        ) from err
-
-
-def _record_metrics(engine):
-    """Keep what every evaluation of ``engine`` returns, per target (for :func:`main`'s result)."""
-    metrics = {}
-    evaluate = engine._evaluate
-
-    def recording(*args, **kwargs):
-        result = evaluate(*args, **kwargs)
-        name = kwargs.get("dataset_name", args[0] if args else "")
-        metrics[name] = {k: float(v) for k, v in result.items()}
-        return result
-
-    engine._evaluate = recording
-    return metrics
-
-
-def _use_resumable_train_loader(cfg, datamanager):
-    """Replace torchreid's train loader by the deterministic, resumable (and DDP-partitioned) one."""
-    loader = getattr(datamanager, "train_loader", None)
-    if loader is None:
-        return
-    replacement = build_train_loader(
-        loader.dataset, cfg.sampler.train_sampler, cfg.train.batch_size, num_instances=cfg.sampler.num_instances,
-        workers=cfg.data.workers, seed=cfg.train.seed, use_gpu=cfg.use_gpu,
-    )
-    if replacement is None:
-        logger.warning("sampler.train_sampler '%s' keeps torchreid's loader: model.resume restarts its epoch "
-                       "order instead of replaying it", cfg.sampler.train_sampler)
-        return
-    datamanager.train_loader = replacement
-
-
 def _run(cfg, info):
     compat.utils.set_random_seed(cfg.train.seed + info.rank)
     if cfg.use_gpu:
         torch.backends.cudnn.benchmark = True
     logger.info("Config:\n%s", cfg.dump())
 
-    datamanager = _build_datamanager(cfg)
-    _use_resumable_train_loader(cfg, datamanager)
+    datamanager = build_datamanager(cfg)
+    use_resumable_train_loader(cfg, datamanager)
     model, engine_name = build_model_from_config(cfg, datamanager.num_train_pids)
     logger.info(
         "Model %s (%.2f M parameters), engine '%s'",
@@ -298,10 +140,9 @@ def _run(cfg, info):
         run_kwargs["start_epoch"] = engine.resume(cfg.model.resume)
         engine._truncate_step_log(cfg.data.save_dir, engine.global_step)
 
-    metrics = _record_metrics(engine)
     engine.run(**run_kwargs)
-    if not metrics and engine.last_metrics:  # e.g. SAN-PG: held-out texture L1 instead of re-ID metrics
-        metrics.update({k: dict(v) for k, v in engine.last_metrics.items()})
+    # the last evaluation's metrics per target (SAN-PG: its held-out texture L1 instead of re-ID metrics)
+    metrics = {name: {k: float(v) for k, v in values.items()} for name, values in (engine.last_metrics or {}).items()}
     for name, values in metrics.items():
         logger.info("%s: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
     return metrics
@@ -336,7 +177,7 @@ def run_job(cfg, info, config_file=""):
     if info.rank != 0:  # only rank 0 logs; the others run silently
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             return _run(prepare_job(cfg, info), info)
-    with _log_to(cfg.data.save_dir):
+    with log_to(cfg.data.save_dir):
         if config_file:
             logger.info("Loaded config file %s", config_file)
         cfg = prepare_job(cfg, info)
@@ -362,9 +203,4 @@ _USER_ERRORS = (ConfigKeyError, ConfigValueError, FileNotFoundError, DatasetNotF
 
 def cli(argv=None):
     """``tools/main.py``: :func:`main` with user errors printed as ``error: ...`` (exit status 2)."""
-    try:
-        main(argv)
-    except _USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(main, argv, _USER_ERRORS)

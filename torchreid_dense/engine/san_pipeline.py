@@ -32,13 +32,9 @@ the same way by the SynthReID manifest of the pairs.
 Not run for test-only jobs (``test.evaluate True``), for ``san.rec_target image`` (step 3) or without PIT
 batches and SAN-PG (step 1).
 """
-import hashlib
-import json
 import logging
 import os
 import os.path as osp
-
-import torch
 
 from .. import compat
 from ..config import imagedata_kwargs
@@ -48,97 +44,19 @@ from ..data.texture_generation import (build_dataset, build_texture_model, datas
                                        texture_targets)
 from ..registry import PIPELINES
 from ..utils import distributed as du
-from ..utils.io import atomic_write
 from .base import CHECKPOINT_LAST
-from .checkpoint import model_state_of, read_checkpoint
+from .job_data import resolve_synth_root
+from .step_record import STEP_FILE, StepMismatchError, claim_step, finish_step, weights_digest
 
 __all__ = ["StepMismatchError", "prepare_san", "san_pg_config", "PG_MODELS", "STEP_FILE", "STEPS_DIR"]
 
 logger = logging.getLogger("torchreid_dense.san_pipeline")
 
-STEP_FILE = "step.json"  # in a step's directory: {"step", "settings", "complete", "outputs"}
 STEPS_DIR = "san_steps"  # under data.save_dir when san.steps_dir is ''
 PG_MODELS = {"san": "san_pg", "san_r18": "san_pg_r18"}  # SAN model -> the SAN-PG of its backbone
 _TEXTURE_SUFFIX = "_texture"
 # checkpoint_last.pth at every epoch end (and, in practice, never mid-epoch): what an unfinished SAN-PG resumes from
 _EPOCH_END_CHECKPOINTS = 1 << 62
-
-
-class StepMismatchError(ValueError):
-    """A step's directory holds output made with other settings than the ones asked for."""
-
-
-# ----------------------------------------------------------------------------- step records
-def _read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
-    except ValueError as err:
-        raise StepMismatchError(f"{path} is not a readable step record ({err}); delete its directory to redo the "
-                                "step") from None
-
-
-def _write_json(path, obj):
-    with atomic_write(path, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-
-
-def _plain(settings):
-    return json.loads(json.dumps(settings))  # tuples -> lists, as read back from step.json
-
-
-def _claim(directory, step, settings):
-    """The record of ``step`` in ``directory`` if it was made with ``settings``; None (and a started record
-    written) when there is none yet. Rank 0 checks and writes, the other ranks read it after.
-
-    Raises:
-        StepMismatchError: the directory holds this step made with other settings, or other files.
-    """
-    settings = _plain(settings)
-    path = osp.join(directory, STEP_FILE)
-    record = _check_record(directory, step, settings) if du.is_main_process() else None
-    du.barrier()
-    return record if du.is_main_process() else _read_json(path)
-
-
-def _check_record(directory, step, settings):
-    path = osp.join(directory, STEP_FILE)
-    record = _read_json(path)
-    if record is None:
-        if osp.isdir(directory) and os.listdir(directory):
-            raise StepMismatchError(
-                f"{directory} is not empty but has no {STEP_FILE}: it was not made by this step ({step}); delete it "
-                "or set san.steps_dir to another directory")
-        _write_json(path, {"step": step, "settings": settings, "complete": False, "outputs": {}})
-        return None
-    before = record.get("settings", {})
-    diff = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-    if diff:
-        detail = "; ".join(f"{k}: {before.get(k)!r} there, {settings.get(k)!r} now" for k in diff)
-        raise StepMismatchError(
-            f"{directory} holds {step} made with other settings ({detail}). Delete {directory} to redo it (and "
-            "the steps after it), set san.steps_dir to another directory, or go back to those settings")
-    return record
-
-
-def _finish(directory, step, settings, **outputs):
-    if du.is_main_process():
-        _write_json(osp.join(directory, STEP_FILE),
-                    {"step": step, "settings": _plain(settings), "complete": True, "outputs": _plain(outputs)})
-    du.barrier()
-
-
-def _weights_digest(path):
-    """SHA-1 of a checkpoint's weights (names, dtypes, shapes, values): the same for a re-saved copy."""
-    digest = hashlib.sha1()
-    for name, tensor in sorted(model_state_of(read_checkpoint(path)).items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------- step 1: PIT pairs
@@ -238,7 +156,7 @@ def _pg_step(cfg, info, pit_root, steps_dir, source):
     pg = san_pg_config(cfg, pit_root, directory, source)
     settings = {user: _lookup(pg, key) for user, key in _PG_SETTINGS}
     final = osp.join(directory, "model", f"model.pth.tar-{cfg.san.pg_max_epoch}")
-    record = _claim(directory, "SAN-PG", settings)
+    record = claim_step(directory, "SAN-PG", settings)
     if record is not None and record.get("complete") and osp.isfile(final):
         logger.info("SAN step 2/3, SAN-PG: reusing %s (trained with the same settings; %s)", final,
                     _l1_text(record.get("outputs", {})))
@@ -255,7 +173,7 @@ def _pg_step(cfg, info, pit_root, steps_dir, source):
 
     metrics = run_job(pg, info)
     outputs = {"checkpoint": final, **metrics.get("pit_val", {})}
-    _finish(directory, "SAN-PG", settings, **outputs)
+    finish_step(directory, "SAN-PG", settings, **outputs)
     logger.info("SAN step 2/3, SAN-PG: done, %s (%s)", final, _l1_text(outputs))
     return final
 
@@ -289,12 +207,12 @@ def _texture_step(cfg, dataset, name, weights, pit_root, steps_dir, source):
             "checkpoint, or create the textures (tools/generate_textures.py) and point dense.sidecar_root at them")
     directory = osp.join(steps_dir, f"textures_{source}")
     pg = san_pg_config(cfg, pit_root, osp.join(steps_dir, "san_pg"), source)
-    settings = {"weights": osp.abspath(weights), "weights_digest": _weights_digest(weights),
+    settings = {"weights": osp.abspath(weights), "weights_digest": weights_digest(weights),
                 "model.name": pg.model.name, "data.height": cfg.data.height, "data.width": cfg.data.width,
                 "data.norm_mean": list(cfg.data.norm_mean), "data.norm_std": list(cfg.data.norm_std),
                 "san.texture_size": list(cfg.san.texture_size), "san.decoder_widths": list(cfg.san.decoder_widths),
                 "dataset": source, "dataset_dir": osp.abspath(dataset.dataset_dir)}
-    record = _claim(directory, "pseudo textures", settings)
+    record = claim_step(directory, "pseudo textures", settings)
     if record is not None and record.get("complete"):
         logger.info("SAN step 3/3, pseudo textures: reusing %s (predicted by the same SAN-PG)",
                     osp.join(directory, "textures"))
@@ -310,7 +228,7 @@ def _texture_step(cfg, dataset, name, weights, pit_root, steps_dir, source):
                                     batch_size=cfg.test.batch_size, workers=cfg.data.workers, output_dir=directory)
         logger.info("SAN step 3/3, pseudo textures: %d written, %d there already, in %.1f s", summary["written"],
                     summary["skipped"], summary["seconds"])
-    _finish(directory, "pseudo textures", settings, images=len(paths))
+    finish_step(directory, "pseudo textures", settings, images=len(paths))
     return directory
 
 
@@ -338,8 +256,6 @@ def prepare_san(cfg, info):
     if not (needs_textures or needs_pg or cfg.san.use_pit):
         return cfg
     steps_dir = osp.abspath(cfg.san.steps_dir or osp.join(cfg.data.save_dir, STEPS_DIR))
-    from .launch import resolve_synth_root
-
     imagedata = imagedata_kwargs(cfg)
     root = resolve_synth_root(cfg.clone(), names=[source]).data.root  # SynthReID: the set of synth.seed
     keys = ("split_id", "cuhk03_labeled", "cuhk03_classic_split", "market1501_500k")
