@@ -390,9 +390,8 @@ def test_engine_test_uses_mf_feature_and_fused_ablation():
     engine, _ = _engine(fused)
     fused.eval()
     q = _batch(seed=1)
-    engine.parse_data_for_eval(q)
     with torch.no_grad():
-        assert torch.equal(engine.extract_features(q["img"]), fused(q["img"], q["dsap"]))
+        assert torch.equal(engine.eval_features(q), fused(q["img"], q["dsap"]))
     assert 0.0 <= engine.test(ranks=[1]) <= 1.0
 
 

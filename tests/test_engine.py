@@ -1,4 +1,5 @@
-"""The shared engine machinery: evaluation, NaN stop, mixed precision, checkpoints, resumable batches."""
+"""The shared engine machinery: evaluation, NaN stop, mixed precision, checkpoints, resumable batches, step log."""
+import json
 import os.path as osp
 
 import numpy as np
@@ -7,7 +8,9 @@ import torch
 import torch.nn as nn
 
 from torchreid_dense import compat
-from torchreid_dense.engine.base import CHECKPOINT_LAST, NonFiniteLossError
+from torchreid_dense.engine.base import CHECKPOINT_LAST, LOSS_LOG, NonFiniteLossError
+from torchreid_dense.engine.hooks import HookBase
+from torchreid_dense.engine.step_log import StepLog, as_floats
 from torchreid_dense.engine.checkpoint import CheckpointMismatchError, load_weights, read_checkpoint
 from torchreid_dense.engine.loader import ResumableBatchSampler
 from torchreid_dense.engine.stock import StockSoftmaxEngine, StockTripletEngine
@@ -207,3 +210,39 @@ def test_resumable_batch_sampler_skips_without_changing_the_epoch():
     restored = ResumableBatchSampler(sampler, 6)
     restored.load_state_dict({"epoch": 2, "batch": 1})
     assert list(restored) == full[1:]
+
+
+def test_step_log_one_handle_per_run_flushed_after_every_step(tmp_path):
+    torch.manual_seed(0)
+    engine = triplet_engine(Toy())
+    step_log = next(h for h in engine.hooks if isinstance(h, StepLog))
+    path = osp.join(str(tmp_path), LOSS_LOG)
+    seen = []
+
+    class Probe(HookBase):  # runs after the step log: reads the file through another handle
+        def after_step(self, step):
+            with open(path, encoding="utf-8") as f:
+                records = [json.loads(line) for line in f]
+            seen.append((step_log._file, records[-1], len(records), step.summary))
+
+    engine.register_hooks(list(engine.hooks) + [Probe()])
+    engine.run(save_dir=str(tmp_path), max_epoch=1, print_freq=100)
+    assert [n for *_, n, _ in seen] == [1, 2, 3, 4]  # every record is on disk when its step ends
+    assert len({id(f) for f, *_ in seen}) == 1 and seen[0][0].closed  # one handle, closed at the run's end
+    assert step_log._file is None
+    for step, (_, record, _, summary) in enumerate(seen, 1):
+        assert record == {"step": step, "epoch": 0, "batch": step - 1, **summary}
+        assert list(record)[3:] == ["loss", "loss_t", "loss_x", "acc"]
+        assert record["loss"] == pytest.approx(record["loss_t"] + record["loss_x"], rel=1e-6)
+
+
+def test_step_summary_is_read_back_exactly_and_in_order():
+    third = torch.tensor(1 / 3)  # float32: its Python float is not 1/3
+    summary = {"loss": third, "acc": torch.tensor([50.0]), "count": torch.tensor(2), "lr": 0.25,
+               "half": torch.tensor(0.1, dtype=torch.bfloat16), "wide": torch.tensor(0.1, dtype=torch.float64)}
+    out = as_floats(summary)
+    assert list(out) == list(summary)
+    assert out == {"loss": float(third), "acc": 50.0, "count": 2.0, "lr": 0.25,
+                   "half": float(torch.tensor(0.1, dtype=torch.bfloat16)), "wide": 0.1}
+    assert all(type(v) is float for v in out.values())
+    assert as_floats({"lr": 1}) == {"lr": 1.0}

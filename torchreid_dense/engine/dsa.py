@@ -2,7 +2,8 @@
 from .. import compat
 from ..losses.dsa_loss import DSALoss
 from ..registry import ENGINES
-from .base import DenseEngine, unwrap
+from ..utils.device import unwrap
+from .base import DenseEngine
 
 __all__ = ["DSAEngine"]
 
@@ -23,47 +24,18 @@ class DSAEngine(DenseEngine):
         optimizer: built optimizer.
         scheduler: built LR scheduler (the paper's warm-up + step decay), or None.
         use_gpu (bool): train on the GPU when available.
-        weight_id_mf, weight_triplet, weight_id_fused (float): loss weights (paper: 0.5, 1.5, 1.0).
-        label_smooth (bool): label smoothing of the ID losses.
-        margin (float): triplet margin.
-        part_id_reduction (str): ``'mean'`` or ``'sum'`` of the 8 part ID losses (see :class:`DSALoss`).
         amp, channels_last, checkpoint_every: see :meth:`DenseEngineMixin.setup_dense`.
+        **loss_kwargs: :class:`DSALoss`'s ``weight_id_mf``, ``weight_triplet``, ``weight_id_fused`` (paper:
+            0.5, 1.5, 1.0), ``label_smooth``, ``margin`` and ``part_id_reduction``; its ``branches`` are
+            the model's.
     """
 
-    def __init__(
-        self,
-        datamanager,
-        model,
-        optimizer,
-        scheduler=None,
-        use_gpu=True,
-        weight_id_mf=0.5,
-        weight_triplet=1.5,
-        weight_id_fused=1.0,
-        label_smooth=True,
-        margin=0.3,
-        part_id_reduction="mean",
-        amp="",
-        channels_last=False,
-        checkpoint_every=0,
-    ):
+    def __init__(self, datamanager, model, optimizer, scheduler=None, use_gpu=True, amp="", channels_last=False,
+                 checkpoint_every=0, **loss_kwargs):
         super().__init__(datamanager, use_gpu)
-        self.model = model
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.register_model("model", model, optimizer, scheduler)
-        self.criterion = DSALoss(
-            num_classes=datamanager.num_train_pids,
-            weight_id_mf=weight_id_mf,
-            weight_triplet=weight_triplet,
-            weight_id_fused=weight_id_fused,
-            label_smooth=label_smooth,
-            margin=margin,
-            branches=getattr(unwrap(model), "branches", "both"),
-            part_id_reduction=part_id_reduction,
-            use_gpu=self.use_gpu,
-        )
-        self._eval_dsap = None
+        self.register_training(model, optimizer, scheduler)
+        self.criterion = DSALoss(num_classes=datamanager.num_train_pids, use_gpu=self.use_gpu,
+                                 branches=getattr(unwrap(model), "branches", "both"), **loss_kwargs)
         self.setup_dense(amp, channels_last, checkpoint_every)
 
     @classmethod
@@ -97,17 +69,14 @@ class DSAEngine(DenseEngine):
             outputs = self.model(imgs, dsap)
         total, components = self.criterion(outputs, pids)  # fp32 inside
         logits = outputs.get("logits_zg", outputs.get("logits_zl"))
-        return total, components, {"acc": compat.metrics.accuracy(logits.detach().float(), pids)[0].item()}
+        return total, components, {"acc": compat.metrics.accuracy(logits.detach().float(), pids)[0]}
 
-    def parse_data_for_eval(self, data):
-        """torchreid's ``(imgs, pids, camids)``; keeps the batch's ``dsap`` for the fused-feature ablations."""
-        self._eval_dsap = data.get("dsap")
-        return super().parse_data_for_eval(data)
-
-    def extract_features(self, input):
-        """``model(imgs)``, or ``model(imgs, dsap)`` when the model's eval feature is a fused one."""
+    def eval_features(self, data):
+        """``model(imgs)``, or ``model(imgs, dsap)`` with the batch's ``dsap`` when the model's eval feature is a
+        fused one (the ``feature='fused*'`` ablations)."""
         model = unwrap(self.model)
+        (imgs,) = self.to_device(self.parse_data_for_eval(data)[0])
         if not getattr(model, "eval_needs_dsap", False):
-            return model(input)
-        dsap = self._eval_dsap.to(input.device) if self._eval_dsap is not None else None
-        return model(input, dsap)
+            return model(imgs)
+        dsap = data.get("dsap")
+        return model(imgs, dsap.to(imgs.device) if dsap is not None else None)

@@ -25,8 +25,9 @@ def _fp32(outputs):
 
 
 def _accuracy(logits, pids):
+    """Top-1 accuracy (%) of the (first) logits, a scalar tensor (read back with the step's summary)."""
     logits = logits[0] if isinstance(logits, (tuple, list)) else logits
-    return compat.metrics.accuracy(logits.detach(), pids)[0].item()
+    return compat.metrics.accuracy(logits.detach(), pids)[0]
 
 
 @ENGINES.register("softmax")
