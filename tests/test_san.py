@@ -13,7 +13,8 @@ from torchreid_dense import compat
 from torchreid_dense.data.pit import PITDataManager, PITDataset, pit_group, split_pit_by_texture
 from torchreid_dense.data.texture_io import TextureReadError, empty_texture, load_texture
 from torchreid_dense.engine import SANEngine, SANPGEngine
-from torchreid_dense.engine.san import build_pit_loader, evaluate_texture_l1
+from torchreid_dense.engine.pit import build_pit_loader
+from torchreid_dense.engine.texture_eval import evaluate_texture_l1
 from torchreid_dense.losses import ReconstructionLoss, SANLoss, TripletReIDConstraint
 from torchreid_dense.losses.triplet_reid import sample_triplets
 from torchreid_dense.models.san import SADecoder, build_san, load_san_pg_weights
@@ -280,10 +281,12 @@ def test_san_loss_weights_and_tr_reduction():
     mean_crit = SANLoss(3, tr_margin=5.0, generator=torch.Generator().manual_seed(0))
     sum_crit = SANLoss(3, tr_margin=5.0, tr_reduction="sum", generator=torch.Generator().manual_seed(0))
     total, parts = mean_crit(outputs, pids, target)
+    assert all(isinstance(v, torch.Tensor) and not v.requires_grad for v in parts.values())  # detached tensors
+    parts = {k: v.item() for k, v in parts.items()}
     expected = 0.5 * parts["loss_id"] + 1.5 * parts["loss_triplet"] + parts["loss_rec"] + parts["loss_tr"]
     assert total.item() == pytest.approx(expected, rel=1e-6)
     _, parts_sum = sum_crit(outputs, pids, target)
-    assert parts_sum["loss_tr"] == pytest.approx(3 * parts["loss_tr"], rel=1e-6)
+    assert parts_sum["loss_tr"].item() == pytest.approx(3 * parts["loss_tr"], rel=1e-6)
     basic = SANLoss(3, weight_tr=0.0)  # SAN-basic: no TR term
     assert "loss_tr" not in basic(outputs, pids, target)[1]
     with pytest.raises(ValueError, match=">= 0"):

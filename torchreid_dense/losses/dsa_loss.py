@@ -1,15 +1,13 @@
 """The joint DSA-reID criterion (DSA-reID, CVPR 2019, Sec. 3.2.4 and 4.2)."""
 import torch.nn as nn
 
-from .. import compat
+from ..models.dsa_reid import _BRANCHES  # branches -> the feature branches ('g' global, 'l' part-aware/local)
 from ..registry import LOSSES
 from ..utils.distributed import all_gather_tensor, all_gather_with_grad
 from .hard_mine_triplet import BatchHardTripletLoss
+from .terms import check_weights, id_criterion
 
 __all__ = ["DSALoss"]
-
-# branches -> the feature branches whose terms are computed ('g' global, 'l' part-aware/local).
-_BRANCHES = {"both": ("g", "l"), "global": ("g",), "local": ("l",)}
 
 # part_id_reduction -> how the 8 part ID losses ID(fL,i) become one term: 'mean' weighs all parts together by
 # weight_id_mf, 'sum' weighs each part by weight_id_mf (the literal reading of Sec. 4.2's 0.5)
@@ -42,7 +40,7 @@ class DSALoss(nn.Module):
         use_gpu (bool): passed to torchreid's CrossEntropyLoss (puts its targets on the GPU).
 
     ``forward(outputs, pids)`` takes the training dict of :class:`~torchreid_dense.models.dsa_reid.DSAReID`
-    and returns ``(total, components)``, the components being unweighted scalar tensors named
+    and returns ``(total, components)``, the components being unweighted detached scalar tensors named
     ``loss_id_fg``, ``loss_id_fl``, ``loss_tri_zg``, ``loss_tri_zl``, ``loss_id_zg``, ``loss_id_zl``.
     """
 
@@ -59,22 +57,16 @@ class DSALoss(nn.Module):
         use_gpu=False,
     ):
         super().__init__()
-        weights = dict(weight_id_mf=weight_id_mf, weight_triplet=weight_triplet, weight_id_fused=weight_id_fused)
-        negative = {k: v for k, v in weights.items() if v < 0}
-        if negative:
-            raise ValueError(f"DSA loss weights must be >= 0; got {negative}")
+        weights = check_weights("DSA", weight_id_mf=weight_id_mf, weight_triplet=weight_triplet,
+                                weight_id_fused=weight_id_fused)
         if branches not in _BRANCHES:
             raise ValueError(f"unknown branches '{branches}'; choose one of {sorted(_BRANCHES)}")
         if part_id_reduction not in _PART_REDUCTIONS:
             raise ValueError(f"part_id_reduction must be one of {_PART_REDUCTIONS}; got '{part_id_reduction}'")
         self.part_id_reduction = part_id_reduction
-        self.weight_id_mf = float(weight_id_mf)
-        self.weight_triplet = float(weight_triplet)
-        self.weight_id_fused = float(weight_id_fused)
+        self.weight_id_mf, self.weight_triplet, self.weight_id_fused = weights.values()
         self.branches = branches
-        self.criterion_id = compat.losses.CrossEntropyLoss(
-            num_classes=num_classes, use_gpu=use_gpu, label_smooth=label_smooth
-        )
+        self.criterion_id = id_criterion(num_classes, label_smooth, use_gpu)
         self.criterion_triplet = BatchHardTripletLoss(margin=margin)
         # (component name, weight, function of (outputs, pids)) for the branches present
         terms = {
@@ -118,6 +110,6 @@ class DSALoss(nn.Module):
                     f"DSALoss(branches='{self.branches}') needs model output {err} for '{name}'; the model "
                     "was probably built with other branches: pass the model's branches to DSALoss"
                 ) from None
-            components[name] = value
+            components[name] = value.detach()
             total = total + weight * value
         return total, components

@@ -1,11 +1,11 @@
 """The combined SAN criterion (SAN, AAAI 2020, Sec. 3.2 "Training Scheme")."""
 import torch.nn as nn
 
-from .. import compat
 from ..registry import LOSSES
 from ..utils.distributed import all_gather_tensor, all_gather_with_grad
 from .hard_mine_triplet import BatchHardTripletLoss
 from .reconstruction import ReconstructionLoss
+from .terms import check_weights, id_criterion
 from .triplet_reid import TripletReIDConstraint
 
 __all__ = ["SANLoss"]
@@ -57,22 +57,13 @@ class SANLoss(nn.Module):
         generator=None,
     ):
         super().__init__()
-        weights = dict(weight_id=weight_id, weight_triplet=weight_triplet, weight_rec=weight_rec,
-                       weight_tr=weight_tr, pit_weight_rec=pit_weight_rec)
-        negative = {k: v for k, v in weights.items() if v < 0}
-        if negative:
-            raise ValueError(f"SAN loss weights must be >= 0; got {negative}")
+        weights = check_weights("SAN", weight_id=weight_id, weight_triplet=weight_triplet, weight_rec=weight_rec,
+                                weight_tr=weight_tr, pit_weight_rec=pit_weight_rec)
         if tr_reduction not in _TR_REDUCTIONS:
             raise ValueError(f"tr_reduction must be one of {_TR_REDUCTIONS}; got '{tr_reduction}'")
-        self.weight_id = float(weight_id)
-        self.weight_triplet = float(weight_triplet)
-        self.weight_rec = float(weight_rec)
-        self.weight_tr = float(weight_tr)
-        self.pit_weight_rec = float(pit_weight_rec)
+        self.weight_id, self.weight_triplet, self.weight_rec, self.weight_tr, self.pit_weight_rec = weights.values()
         self.tr_reduction = tr_reduction
-        self.criterion_id = compat.losses.CrossEntropyLoss(
-            num_classes=num_classes, use_gpu=use_gpu, label_smooth=label_smooth
-        )
+        self.criterion_id = id_criterion(num_classes, label_smooth, use_gpu)
         self.criterion_triplet = BatchHardTripletLoss(margin=margin)
         self.criterion_rec = ReconstructionLoss()
         self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator)
@@ -98,7 +89,7 @@ class SANLoss(nn.Module):
             pit (bool): a PIT (synthetic pair) batch: reconstruction only.
 
         Returns:
-            (total loss tensor, dict name -> float of the unweighted components computed).
+            (total loss tensor, dict name -> detached scalar tensor of the unweighted components computed).
         """
         texture = outputs["texture"] if isinstance(outputs, dict) else outputs
         parts = {}
@@ -125,4 +116,4 @@ class SANLoss(nn.Module):
                 total = total + self.weight_tr * parts["loss_tr"]
         if not parts:
             raise ValueError(f"SANLoss: every weight of this {'PIT' if pit else 're-ID'} batch is 0")
-        return total, {k: v.item() for k, v in parts.items()}
+        return total, {k: v.detach() for k, v in parts.items()}
