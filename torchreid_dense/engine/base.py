@@ -25,7 +25,7 @@ from .checkpointing import CHECKPOINT_LAST, CheckpointingMixin, PeriodicCheckpoi
 from .evaluation import REPORTED_RANKS, EvaluationMixin
 from .hooks import NullWriter, ProgressLog, Step
 from .precision import AMP_DTYPES, NonFiniteLossError, Precision
-from .step_log import LOSS_LOG, StepLog, as_floats, truncate_step_log
+from .step_log import LOSS_LOG, StepLog, as_floats
 
 __all__ = [
     "DenseEngineMixin",
@@ -179,10 +179,6 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
         self.update_lr()
         for hook in self.hooks:
             hook.after_epoch()
-
-    def _truncate_step_log(self, save_dir, global_step):
-        """:func:`~torchreid_dense.engine.step_log.truncate_step_log` (kept for the launcher)."""
-        truncate_step_log(save_dir, global_step)
 
 
 class DenseEngine(DenseEngineMixin, compat.Engine):

@@ -54,12 +54,14 @@ from ..models import build_model_from_config, engine_name_of
 from ..optim import build_lr_scheduler, build_optimizer
 from ..registry import ENGINES, PIPELINES
 from ..utils import distributed as du
+from ..utils.cli import exit_status
+from ..utils.device import resolve_use_gpu
 from .base import NonFiniteLossError
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_weights
 from .job_data import build_datamanager, check_synth_preset, resolve_synth_root, use_resumable_train_loader
 from .job_log import LOG_FILE, log_to
 from .san_pipeline import StepMismatchError
-from ..utils.cli import exit_status
+from .step_log import truncate_step_log
 
 __all__ = ["build_parser", "load_config", "check_synth_preset", "resolve_synth_root", "main", "run_job", "prepare_job",
            "cli", "LOG_FILE", "CONFIG_FILE"]
@@ -96,8 +98,7 @@ def load_config(config_file="", opts=()):
         cfg.merge_from_file(config_file)
     if opts:
         cfg.merge_from_list(list(opts))
-    if cfg.use_gpu and not torch.cuda.is_available():
-        cfg.use_gpu = False
+    cfg.use_gpu = resolve_use_gpu(cfg.use_gpu)
     cfg.freeze()
     return cfg
 
@@ -138,7 +139,7 @@ def _run(cfg, info):
     if cfg.model.resume:
         _require_file(cfg.model.resume, "model.resume")
         run_kwargs["start_epoch"] = engine.resume(cfg.model.resume)
-        engine._truncate_step_log(cfg.data.save_dir, engine.global_step)
+        truncate_step_log(cfg.data.save_dir, engine.global_step)
 
     engine.run(**run_kwargs)
     # the last evaluation's metrics per target (SAN-PG: its held-out texture L1 instead of re-ID metrics)
