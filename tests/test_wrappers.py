@@ -162,3 +162,35 @@ def test_multi_source_keeps_sidecars(market_layout):
     assert item["dsap"].shape == (24, 3, 32, 32) and item["dsap_valid"].any()
     with pytest.raises(TypeError, match="wrapped the same way"):
         a + compat.data.datasets.init_image_dataset("market1501", root=root, mode="train", verbose=False)
+
+
+def test_data_manager_builds_each_data_set_once_with_its_final_options(market_layout, monkeypatch):
+    from torchreid_dense.data.wrappers import DSAPDataset, SidecarDataset
+
+    root, data_dir, paths = market_layout
+    add_iuv_sidecars(data_dir, paths)
+    scans, caches = [], []
+    prepare, open_cache = SidecarDataset._prepare, DSAPDataset._open_cache
+
+    def counted_prepare(self):
+        scans.append((id(self), dict(self.options)))
+        return prepare(self)
+
+    def counted_open_cache(self):
+        caches.append(id(self))
+        return open_cache(self)
+
+    monkeypatch.setattr(SidecarDataset, "_prepare", counted_prepare)
+    monkeypatch.setattr(DSAPDataset, "_open_cache", counted_open_cache)
+    manager = dm(root, "market1501_dsap", dense=dict(size=16, alignment="csa", cache=True, max_missing=0.9),
+                 norm_mean=[0.5, 0.5, 0.5], norm_std=[0.25, 0.25, 0.25])
+    datasets = manager.datasets()
+    assert len(datasets) == 3  # train, query, gallery
+    assert sorted(i for i, _ in scans) == sorted(id(ds) for ds in datasets)  # one sidecar scan each
+    for ds in datasets:
+        options = next(o for i, o in scans if i == id(ds))
+        assert options == ds.options  # scanned with its final options, not torchreid's defaults first
+        assert (options["size"], options["alignment"], options["cache"]) == (16, "csa", True)
+        assert options["norm_mean"] == (0.5, 0.5, 0.5) and options["norm_std"] == (0.25, 0.25, 0.25)
+    assert sorted(caches) == sorted(id(ds) for ds in datasets)  # each DSAP cache opened once, after the check
+    assert manager.train_loader.dataset[0]["dsap"].shape == (24, 3, 16, 16)

@@ -5,7 +5,6 @@ install of deep-person-reid has them under ``torchreid.*``; ``from torchreid.uti
 fails on the former. Attribute access through the top-level package works for both, so the rest
 of the plugin goes through here.
 """
-import sys
 import warnings
 
 from PIL import Image, UnidentifiedImageError
@@ -65,7 +64,11 @@ class ImageReadError(OSError):
 
 
 def read_image(path):
-    """Read an image as RGB; a missing, truncated or non-image file raises :class:`ImageReadError` naming it."""
+    """Read an image as RGB; a missing, truncated or non-image file raises :class:`ImageReadError` naming it.
+
+    The plugin's own data sets read with it (:mod:`torchreid_dense.data.datasets.base`): torchreid's
+    ``read_image`` retries forever on such a file. torchreid's is left as it is.
+    """
     try:
         with Image.open(path) as im:
             im.load()
@@ -76,12 +79,3 @@ def read_image(path):
         raise ImageReadError(
             f"{path}: cannot read the image ({err}); the file is truncated or not an image: "
             "re-extract or re-download the data set, or delete the file") from err
-
-
-def install_safe_image_reader():
-    """Make torchreid's data sets read images with :func:`read_image` (idempotent).
-
-    torchreid's own ``read_image`` retries forever when a file is truncated or not an image, which
-    hangs a training job without a word; its ``ImageDataset`` looks the reader up in its module.
-    """
-    sys.modules[ImageDataset.__module__].read_image = read_image

@@ -9,7 +9,8 @@ Modules declare what they provide next to where it is defined::
         ...
 
 :func:`register` (called by ``import torchreid_dense``) imports those modules and inserts
-their entries into torchreid's model factory and image-dataset registry. It is idempotent.
+their entries into torchreid's model factory and image-dataset registry. It is idempotent, and the only
+change importing the plugin makes to torchreid (tests/test_registry.py checks it).
 """
 import importlib
 
@@ -101,7 +102,6 @@ def _declare():
 def register():
     """Insert every model and data set of the plugin into torchreid's lookups (idempotent)."""
     _declare()
-    compat.install_safe_image_reader()
     factory = compat.model_factory()
     for name, builder in MODELS.items():
         current = factory.get(name)

@@ -31,8 +31,8 @@ import glob
 import os.path as osp
 import re
 
-from ... import compat
 from ...registry import DATASETS
+from .base import SafeImageDataset
 
 __all__ = ["PartialREID", "PartialiLIDS", "TestOnlyImageDataset"]
 
@@ -42,7 +42,7 @@ QUERY_CAMID = 0
 GALLERY_CAMID = 1
 
 
-class TestOnlyImageDataset(compat.ImageDataset):
+class TestOnlyImageDataset(SafeImageDataset):
     """An ``ImageDataset`` with query and gallery only (``train`` is empty).
 
     torchreid's ``Dataset`` expects a non-empty train list; this class gives it none and refuses

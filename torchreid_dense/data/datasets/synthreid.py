@@ -14,9 +14,9 @@ import os
 import os.path as osp
 import re
 
-from ... import compat
 from ...registry import DATASETS
 from ..synth.generate import ensure_dataset, make_config, read_manifest
+from .base import SafeImageDataset
 
 __all__ = ["SynthReID", "SynthReIDTiny", "SynthReIDFull", "is_synth_dir", "resolve_synth_dir"]
 
@@ -43,7 +43,7 @@ _NAME = re.compile(r"([-\d]+)_c(\d)")
 
 
 @DATASETS.register("synthreid")
-class SynthReID(compat.ImageDataset):
+class SynthReID(SafeImageDataset):
     """SynthReID, the embedded procedural re-ID data set with ground-truth dense semantics.
 
     Market-1501 layout and naming: ``bounding_box_train`` (relabelled pids), ``query``,

@@ -9,7 +9,6 @@ Images without their sidecar get a documented fallback, counted and reported onc
 than ``max_missing`` of a split's images lack it, :func:`check_missing_sidecars` stops before training
 with the count, the folder and the command that creates them (the plugin's data manager calls it).
 """
-import contextlib
 import logging
 import os
 import os.path as osp
@@ -20,9 +19,10 @@ import torch
 from ... import compat
 from ...dense.sidecar import sidecar_path, sidecar_root
 from ...registry import DATASETS
+from ..datasets.base import SafeImageDataset, SafeImageReading
 from ..texture_io import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["SidecarDataset", "MissingSidecarError", "make_wrapper", "check_missing_sidecars", "deferred_reports"]
+__all__ = ["SidecarDataset", "MissingSidecarError", "make_wrapper", "check_missing_sidecars"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,13 +31,18 @@ class MissingSidecarError(FileNotFoundError):
     """Images without their sidecar file in ``strict`` mode."""
 
 
-class SidecarDataset:
+class SidecarDataset(SafeImageReading):
     """Mixin adding sidecar-derived tensors to torchreid's dict items.
 
     Subclasses set ``sidecar_kind`` (the sidecar folder read by default), ``default_options``,
     ``fallback_description`` and implement ``_sidecar_item(image, path)`` returning the extra keys
-    of one item. Options change after construction through :meth:`configure` (the plugin's data
-    manager calls it with its ``dense`` options), since torchreid builds data sets with fixed arguments.
+    of one item. Options are given at construction (``sidecar_options``: the plugin's data manager passes
+    its ``dense`` options there) or changed later with :meth:`configure`.
+
+    Set-up has two steps: :meth:`_prepare` (at construction: counts the images without a sidecar; strict
+    mode raises) and :meth:`finish_setup` (the fallback report; subclasses build caches). With
+    ``defer_setup=True`` construction stops after the first: the data manager checks the files first,
+    then reports and calls :meth:`finish_setup`.
     """
 
     sidecar_kind = "densepose"
@@ -47,24 +52,35 @@ class SidecarDataset:
     create_hints = {}
     combined_class = None  # set by make_wrapper: the multi-source class of this wrapper kind
 
-    def __init__(self, *args, sidecar_bases=None, sidecar_options=None, **kwargs):
+    def __init__(self, *args, sidecar_bases=None, sidecar_options=None, defer_setup=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.sidecar_bases = list(sidecar_bases or [osp.abspath(self.dataset_dir)])
         self.options = dict(self.default_options, norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD,
                             sidecar_root="")
-        self.options.update(sidecar_options or {})
+        self._set_options(sidecar_options or {})
         self._checked = None
+        self._setup_deferred = bool(defer_setup)
         self._prepare()
+        if not defer_setup:
+            self.finish_setup()
+
+    @classmethod
+    def option_names(cls):
+        """The options this wrapper takes (its ``default_options``, the normalisation and ``sidecar_root``)."""
+        return set(cls.default_options) | {"norm_mean", "norm_std", "sidecar_root"}
 
     # ----------------------------------------------------------------- options and checks
+    def _set_options(self, options):
+        unknown = sorted(set(options) - self.option_names())
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown option(s) {unknown}; known: {sorted(self.option_names())}")
+        self.options.update(options)
+
     def configure(self, **options):
         """Set wrapper options (unknown names raise); re-checks sidecars when their location changes."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            raise TypeError(f"{type(self).__name__}.configure: unknown option(s) {unknown}; "
-                            f"known: {sorted(self.options)}")
-        self.options.update(options)
+        self._set_options(options)
         self._prepare()
+        self.finish_setup()
         return self
 
     @property
@@ -99,7 +115,7 @@ class SidecarDataset:
         return [osp.abspath(root)] if root else list(self.sidecar_bases)
 
     def _prepare(self):
-        """Count images without a sidecar, reported once per location; strict mode raises instead."""
+        """Count images without a sidecar, once per location; strict mode raises instead."""
         key = (self.kind, bool(self.options.get("strict")), self.options.get("sidecar_root"))
         if self._checked == key:
             return
@@ -108,6 +124,7 @@ class SidecarDataset:
         missing = [p for p in paths if not osp.exists(self.sidecar_of(p))]
         self.num_missing_sidecars = len(missing)
         self._missing_summary = None
+        self._reported = False
         if not missing:
             return
         where = ", ".join(sidecar_root(b, self.kind) for b in self.sidecar_locations)
@@ -116,12 +133,17 @@ class SidecarDataset:
         if self.options.get("strict"):
             raise MissingSidecarError(self._missing_summary + f"; create them ({self.create_hint()}) or turn strict "
                                       "mode off to use the documented fallback")
+
+    def finish_setup(self):
+        """The last set-up step: report the fallback (subclasses also build their caches here)."""
+        self._setup_deferred = False
         self.report_missing()
 
     def report_missing(self):
-        """Log the one-line report of the images without a sidecar (nothing when there are none)."""
-        if self.num_missing_sidecars:
+        """Log the one-line report of the images without a sidecar, once per count (nothing when there are none)."""
+        if self.num_missing_sidecars and not self._reported:
             logger.warning("%s; they get the fallback: %s.", self._missing_summary, self.fallback_description)
+        self._reported = True
 
     def create_hint(self):
         """How to create this data set's missing sidecars (the command, for this data set)."""
@@ -138,11 +160,8 @@ class SidecarDataset:
 
     # ----------------------------------------------------------------- items
     def __getitem__(self, index):
-        img_path, pid, camid, dsetid = self.data[index]
-        image = compat.read_image(img_path)
-        img = self._transform_image(self.transform, self.k_tfm, image) if self.transform is not None else image
-        item = {"img": img, "pid": pid, "camid": camid, "impath": img_path, "dsetid": dsetid}
-        item.update(self._sidecar_item(image, img_path))
+        item, image = self.read_item(index)
+        item.update(self._sidecar_item(image, item["impath"]))
         return item
 
     # ----------------------------------------------------------------- combining data sets
@@ -157,20 +176,8 @@ class SidecarDataset:
         return self.combined_class(
             merged.train, merged.query, merged.gallery, transform=self.transform, k_tfm=self.k_tfm,
             mode=self.mode, combineall=False, verbose=False, sidecar_bases=bases,
-            sidecar_options=self.options,
+            sidecar_options=self.options, defer_setup=self._setup_deferred,
         )
-
-
-@contextlib.contextmanager
-def deferred_reports():
-    """Hold back the wrappers' missing-sidecar reports (e.g. while torchreid builds data sets with the default
-    options, before the data manager configures them and reports with :func:`check_missing_sidecars`)."""
-    previous = logger.disabled
-    logger.disabled = True
-    try:
-        yield
-    finally:
-        logger.disabled = previous
 
 
 def check_missing_sidecars(datasets, max_missing=0.5):
@@ -207,7 +214,7 @@ def make_wrapper(mixin, base, name, module):
     The first call for a mixin also creates its multi-source class ``<Mixin>Combined``.
     """
     if mixin.__dict__.get("combined_class") is None:
-        mixin.combined_class = _define(mixin, compat.ImageDataset, mixin.__name__ + "Combined", module)
+        mixin.combined_class = _define(mixin, SafeImageDataset, mixin.__name__ + "Combined", module)
     return _define(mixin, base, name, module)
 
 

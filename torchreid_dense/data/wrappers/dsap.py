@@ -5,13 +5,13 @@ augmentation applied to ``img`` (flip, crop, erasing), and normalised like the i
 """
 import hashlib
 import logging
-import os
 import os.path as osp
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from ... import compat
 from ...dense.dsap import crop_parts, warp_dsap
 from ...dense.iuv import read_iuv
 from ...utils.io import atomic_write
@@ -27,7 +27,7 @@ ALIGNMENTS = {"dense": warp_dsap, "csa": crop_parts}
 class DSAPDataset(SidecarDataset):
     """Adds ``dsap`` ``[24, 3, S, S]`` (normalised) and ``dsap_valid`` ``[24]`` to every item.
 
-    Options (``configure`` or the data manager's ``dense`` dict):
+    Options (``sidecar_options``, ``configure`` or the data manager's ``dense`` dict):
         size: S (32). alignment: ``dense`` or ``csa``. iuv_kind: sidecar folder, ``densepose``
         (estimated, default) or ``densepose_gt``. strict: raise when sidecars are missing.
         cache: warp every image once into a memory-mapped array under ``<dataset_dir>/cache/``.
@@ -51,6 +51,11 @@ class DSAPDataset(SidecarDataset):
         if self.options["alignment"] not in ALIGNMENTS:
             raise ValueError(f"unknown DSAP alignment '{self.options['alignment']}'; "
                              f"expected one of {sorted(ALIGNMENTS)}")
+        self._cache = None
+
+    def finish_setup(self):
+        """Report the fallback; with ``cache``, open the DSAP cache (built from the images on first use)."""
+        super().finish_setup()
         self._cache = self._open_cache() if self.options["cache"] else None
 
     def warp(self, image, path):
@@ -83,8 +88,6 @@ class DSAPDataset(SidecarDataset):
         return stem + ".npy", stem + "_valid.npy", paths
 
     def _open_cache(self):
-        from ... import compat
-
         dsap_file, valid_file, paths = self._cache_paths()
         self._cache_index = {p: i for i, p in enumerate(paths)}
         if not (osp.exists(dsap_file) and osp.exists(valid_file)):
@@ -112,5 +115,3 @@ class DSAPDataset(SidecarDataset):
         self.__dict__.update(state)
         if reopen:
             self._cache = self._open_cache()
-
-os.environ.setdefault("TORCHREID_DENSE_DSAP", "1")
