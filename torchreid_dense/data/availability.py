@@ -93,13 +93,7 @@ def check_datasets_present(root, names):
     Only data sets with a guide are checked (their directory is ``<root>/<dataset_dir>``); the
     check runs before torchreid would try a download into an empty directory.
     """
-    root = osp.abspath(osp.expanduser(root))
-    for name in names:
-        found = _guided(name)
-        if found is None:
-            continue
-        guide_name, klass = found
-        expected = _expected_dir(root, klass)
+    for name, guide_name, expected in _expected_dirs(root, names):
         if not osp.isdir(expected):
             raise DatasetNotFoundError(_message(name, guide_name, expected))
 
@@ -112,6 +106,15 @@ def _expected_dir(root, klass):
     return osp.join(root, names[0])
 
 
+def _expected_dirs(root, names):
+    """``(name, guide name, expected directory)`` of each data set of ``names`` that has a guide."""
+    root = osp.abspath(osp.expanduser(root))
+    for name in names:
+        found = _guided(name)
+        if found is not None:
+            yield (name, found[0], _expected_dir(root, found[1]))
+
+
 _NOT_FOUND = re.compile(r'"(.+)" is not found')
 
 
@@ -122,12 +125,7 @@ def explain_missing_dataset(error, root, names):
         return None
     missing = match.group(1)
     root = osp.abspath(osp.expanduser(root))
-    for name in names:
-        found = _guided(name)
-        if found is None:
-            continue
-        guide_name, klass = found
-        expected = _expected_dir(root, klass)
+    for name, guide_name, expected in _expected_dirs(root, names):
         if missing == expected or missing.startswith(expected + osp.sep):
             return DatasetNotFoundError(_message(name, guide_name, expected, missing))
     return DatasetNotFoundError(

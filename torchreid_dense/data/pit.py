@@ -11,12 +11,12 @@ import os.path as osp
 import re
 
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import transforms as T
 
+from .. import compat
 from ..dense.sidecar import sidecar_path
 from .texture_io import IMAGENET_MEAN, IMAGENET_STD, load_texture
+from .transforms import build_image_transform
 
 __all__ = ["PITDataset", "pit_group", "split_pit_by_texture", "PITDataManager", "pit_pairs_dir", "ensure_pit_pairs"]
 
@@ -60,11 +60,7 @@ class PITDataset(Dataset):
                 f"{len(missing)} of {len(self.texture_paths)} PIT images have no texture "
                 f"(first: '{missing[0]}'); regenerate the PIT pairs of {self.ds_dir}"
             )
-        self.transform = T.Compose([
-            T.Resize((int(height), int(width))),
-            T.ToTensor(),
-            T.Normalize(mean=self.norm_mean, std=self.norm_std),
-        ])
+        self.transform = build_image_transform(height, width, self.norm_mean, self.norm_std)
 
     @staticmethod
     def list_images(ds_dir):
@@ -83,11 +79,7 @@ class PITDataset(Dataset):
 
     def __getitem__(self, index):
         path = self.image_paths[index]
-        try:
-            with Image.open(path) as im:
-                img = im.convert("RGB")
-        except (OSError, ValueError) as exc:
-            raise IOError(f"PIT image '{path}' cannot be read ({exc})") from exc
+        img = compat.read_image(path)  # a bad file raises ImageReadError naming it
         texture, valid = load_texture(self.texture_paths[index], self.texture_size,
                                       self.norm_mean, self.norm_std)
         return {"img": self.transform(img), "texture": texture, "texture_valid": valid, "impath": path}

@@ -26,7 +26,6 @@ import io
 import os
 import os.path as osp
 import re
-import sys
 import tarfile
 import zipfile
 
@@ -35,6 +34,7 @@ from PIL import Image
 
 from .. import compat
 from ..dense.sidecar import sidecar_path, sidecar_root
+from ..utils.cli import exit_status
 from ..utils.io import save_png
 
 __all__ = [
@@ -221,13 +221,13 @@ def layout_cuhk03_textures(archive, dataset_dir, overwrite=False, progress=True)
     return summary
 
 
+_DESCRIPTION = ("Download the SAN authors' CUHK03 (labeled) pseudo textures and lay them out as textures/ sidecars of "
+                "torchreid's cuhk03 data set.")
+
+
 def build_parser():
     """The command-line parser of ``tools/fetch_textures.py``."""
-    parser = argparse.ArgumentParser(
-        description="Download the SAN authors' CUHK03 (labeled) pseudo textures and lay them out as textures/ "
-                    "sidecars of torchreid's cuhk03 data set.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = argparse.ArgumentParser(description=_DESCRIPTION, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--root", required=True, help="data root holding cuhk03/ (torchreid's data.root)")
     parser.add_argument("--file-id", default=SAN_CUHK03_TEXTURES["file_id"], help="Google Drive file id")
     parser.add_argument("--md5", default=SAN_CUHK03_TEXTURES["md5"], help="expected md5 of the archive (optional)")
@@ -264,9 +264,4 @@ def main(argv=None):
 
 def cli(argv=None):
     """``tools/fetch_textures.py``: :func:`main` with errors printed as ``error: ...`` (exit status 2)."""
-    try:
-        main(argv)
-    except TextureFetchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(main, argv, (TextureFetchError,))

@@ -142,7 +142,7 @@ def fuse_dataset(train, dataset_dir, texture_size, iuv_kind="densepose", output_
     """
     from tqdm import tqdm
 
-    from .texture_generation import texture_targets
+    from .pseudo_textures import texture_targets
 
     start = time.time()
     ht, wt = (int(s) for s in texture_size)

@@ -1,4 +1,4 @@
-"""Reading full-texture images (SAN targets) as normalised tensors: the one implementation.
+"""Full-texture images (SAN targets) as normalised tensors and back: the one implementation.
 
 A texture file is any RGB or RGBA image (the project's DensePose atlas PNGs, or the SAN
 authors' 256x256 pseudo textures). With an alpha channel, texels with alpha 0 are invalid
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["TextureReadError", "load_texture", "empty_texture"]
+__all__ = ["TextureReadError", "load_texture", "empty_texture", "texture_to_uint8"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,3 +78,11 @@ def empty_texture(size):
     """Stand-in for a missing texture: zeros ``[3, H, W]`` and an all-False valid mask ``[1, H, W]``."""
     h, w = _size(size)
     return torch.zeros(3, h, w), torch.zeros(1, h, w, dtype=torch.bool)
+
+
+def texture_to_uint8(texture, norm_mean, norm_std):
+    """Normalised textures ``[B, 3, H, W]`` -> RGB pictures ``[B, H, W, 3]`` uint8 (``x*std + mean``, x255)."""
+    mean = torch.as_tensor(norm_mean, dtype=torch.float32, device=texture.device).view(1, 3, 1, 1)
+    std = torch.as_tensor(norm_std, dtype=torch.float32, device=texture.device).view(1, 3, 1, 1)
+    pixels = ((texture.float() * std + mean) * 255.0).round().clamp_(0, 255)
+    return pixels.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
