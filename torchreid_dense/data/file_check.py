@@ -8,18 +8,14 @@ will read, exactly as they read it (images with :func:`~torchreid_dense.compat.r
 their header), in a pool of worker processes. Sidecars that do not exist are the wrappers' counted
 fallback and are not read.
 
-Results are kept in a JSON cache keyed by path, file size and modification time (and, for an IUV map,
-the image size it was checked against), so a second run only stats the files. The cache lives in
-``data.check_cache`` or the user cache directory (:func:`default_cache_dir`), never inside a data set.
+Results are kept in a JSON cache (:mod:`.file_check_cache`) keyed by path, file size and modification time
+(and, for an IUV map, the image size it was checked against), so a second run only stats the files.
 
 All bad files are reported in one :class:`BadFilesError` (path and problem each), or, with
 ``skip_bad``, their images are dropped from the splits and counted.
 """
-import hashlib
-import json
 import logging
 import multiprocessing
-import os
 import os.path as osp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,41 +25,19 @@ from tqdm import tqdm
 
 from .. import compat
 from ..dense.iuv import IUVFormatError, read_iuv
-from ..utils.io import atomic_write
+from .file_check_cache import (CACHE_VERSION, cache_file_for, cached_result, default_cache_dir, file_stat, load_cache,
+                               save_cache)
 from .texture_io import TextureReadError, load_texture
 
 __all__ = ["BadFilesError", "check_datasets", "default_cache_dir", "cache_file_for", "CACHE_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
 _CHUNK = 256  # items per worker task
 
 
 class BadFilesError(ValueError):
     """Files of the data sets that cannot be read as training would read them (all of them, one per line)."""
-
-
-def default_cache_dir():
-    """``$TORCHREID_DENSE_CACHE`` or ``$XDG_CACHE_HOME/torchreid_dense`` (``~/.cache/torchreid_dense``), + ``file_check``."""
-    base = os.environ.get("TORCHREID_DENSE_CACHE") or osp.join(
-        os.environ.get("XDG_CACHE_HOME") or osp.join(osp.expanduser("~"), ".cache"), "torchreid_dense")
-    return osp.join(base, "file_check")
-
-
-def cache_file_for(datasets, cache_dir=None):
-    """The cache file of a set of data sets: one per combination of their directories."""
-    dirs = sorted({osp.abspath(d) for ds in datasets for d in _dataset_dirs(ds)})
-    digest = hashlib.sha1("\n".join(dirs).encode()).hexdigest()[:16]
-    return osp.join(cache_dir or default_cache_dir(), f"{digest}.json")
-
-
-def _dataset_dirs(dataset):
-    bases = getattr(dataset, "sidecar_bases", None)
-    if bases:
-        return bases
-    return [getattr(dataset, "dataset_dir", "")] if getattr(dataset, "dataset_dir", "") else \
-        sorted({osp.dirname(item[0]) for item in dataset.data})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -137,36 +111,6 @@ def _check_chunk(tasks):
 
 
 # ------------------------------------------------------------------------------------------------
-# The cache
-# ------------------------------------------------------------------------------------------------
-
-
-def _stat(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def _load_cache(cache_file):
-    try:
-        with open(cache_file, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return data.get("entries", {}) if data.get("version") == CACHE_VERSION else {}
-
-
-def _cached(entries, path, stat, param=None):
-    """The cached ``(problem, info)`` of ``path`` when its size, mtime and check parameter are unchanged."""
-    entry = entries.get(path)
-    if entry is None or stat is None or entry[0] != stat or entry[3] != param:
-        return None
-    return entry[1], entry[2]
-
-
-# ------------------------------------------------------------------------------------------------
 # The check
 # ------------------------------------------------------------------------------------------------
 
@@ -217,7 +161,7 @@ def check_datasets(datasets, skip_bad=False, workers=2, cache_file=None, progres
     unique = list({id(ds): ds for ds in datasets}.values())
     if cache_file is None:
         cache_file = cache_file_for(unique)
-    entries = _load_cache(cache_file) if cache_file else {}
+    entries = load_cache(cache_file) if cache_file else {}
     stats, tasks = {}, {}
     item_files = [_plan(ds, entries, stats, tasks) for ds in unique]
     fresh = _decode(list(tasks.values()), workers, progress)
@@ -227,7 +171,7 @@ def check_datasets(datasets, skip_bad=False, workers=2, cache_file=None, progres
     bad, dropped = _collect(unique, item_files, fresh, entries, stats, skip_bad)
     cache_problems = [p for ds in unique for p in _dsap_cache_problems(ds)]
     if cache_file and (fresh or not osp.exists(cache_file)):
-        _save_cache(cache_file, entries)
+        save_cache(cache_file, entries)
 
     report = {"files": len(stats), "decoded": len(fresh), "bad": bad + cache_problems, "dropped": dropped,
               "seconds": time.perf_counter() - start, "cache_file": cache_file or None}
@@ -256,11 +200,11 @@ def _plan(ds, entries, stats, tasks):
         files.append([image] + [p for _, p in sidecars])
         for p in files[-1]:
             if p not in stats:
-                stats[p] = _stat(p)
-        image_result = _cached(entries, image, stats[image])
+                stats[p] = file_stat(p)
+        image_result = cached_result(entries, image, stats[image])
         hw = image_result[1] if image_result else None
         pending = [(kind, p) for kind, p in sidecars
-                   if hw is None or _cached(entries, p, stats[p], _SIDECAR_CHECKS[kind][1](hw, options)) is None]
+                   if hw is None or cached_result(entries, p, stats[p], _SIDECAR_CHECKS[kind][1](hw, options)) is None]
         if image_result is None or pending:
             tasks.setdefault((image, tuple(pending)), (image, image_result, pending, options))
     return files
@@ -307,12 +251,3 @@ def _collect(datasets, item_files, fresh, entries, stats, skip_bad):
             dropped[f"{type(ds).__name__} ({getattr(ds, 'mode', '?')})"] = keep.count(False)
             ds.data[:] = [item for item, k in zip(ds.data, keep) if k]
     return bad, dropped
-
-
-def _save_cache(cache_file, entries):
-    try:
-        with atomic_write(cache_file, "w") as f:
-            json.dump({"version": CACHE_VERSION, "entries": entries}, f)
-    except OSError as e:  # an unwritable cache costs time, never the run
-        logger.warning("file check: cannot write its cache %s (%s); the next run checks every file again",
-                       cache_file, e)
