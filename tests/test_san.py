@@ -75,6 +75,28 @@ def test_training_and_eval_outputs():
         assert model.predict_texture(imgs).shape == (4, 3) + TEX
 
 
+def test_sa_enc_control_skips_the_decoder_with_identical_loss_and_gradients():
+    """L_Rec and L_TR off (the SA-Enc-alone control): no SA-Dec forward, the same loss and encoder gradients."""
+    control = SANLoss(num_classes=4, weight_rec=0.0, weight_tr=0.0)
+    assert not control.uses_decoder
+    assert SANLoss(num_classes=4, weight_rec=0.0).uses_decoder and SANLoss(num_classes=4, weight_tr=0.0).uses_decoder
+    imgs, pids = torch.randn(8, 3, H, W), torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    results = []
+    for with_texture in (True, False):
+        model = small_san()
+        model.train()
+        out = model(imgs, with_texture=with_texture)
+        assert ("texture" in out) == with_texture and ("dec_feats" in out) == with_texture
+        loss, parts = control(out, pids)
+        loss.backward()
+        grads = [p.grad.clone() for p in model.encoder.parameters()]
+        assert all(p.grad is None for p in model.decoder.parameters())  # no term reads SA-Dec either way
+        results.append((loss.detach(), {k: v.clone() for k, v in parts.items()}, grads))
+    (loss_a, parts_a, grads_a), (loss_b, parts_b, grads_b) = results
+    assert torch.equal(loss_a, loss_b) and parts_a.keys() == parts_b.keys() == {"loss_id", "loss_triplet"}
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
 def test_id_heads_bnneck_and_linear():
     imgs = torch.randn(4, 3, H, W)
     bnneck, linear = small_san(id_head="bnneck").train(), small_san(id_head="linear").train()

@@ -102,8 +102,8 @@ class SANEngine(DenseEngine):
         imgs, pids = self.parse_data_for_train(data)
         imgs, pids = self.to_device(imgs, pids)
         target, valid = self._reconstruction_target(data, imgs)
-        with self.autocast():
-            outputs = self.model(imgs)
+        with self.autocast():  # SA-Dec is skipped when no term of this batch reads it (same loss and gradients)
+            outputs = self.model(imgs, with_texture=self.criterion.uses_decoder)
         loss, parts = self.criterion(outputs, pids, target, valid)
         extra = {"acc": compat.metrics.accuracy(outputs["logits"].detach().float(), pids)[0]}
         if valid is not None:  # images without a texture sidecar: no L_Rec for them (the counted fallback)

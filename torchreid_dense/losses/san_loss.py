@@ -78,6 +78,11 @@ class SANLoss(nn.Module):
         total = sum(terms[1:], terms[0])
         return total / len(terms) if self.tr_reduction == "mean" else total
 
+    @property
+    def uses_decoder(self):
+        """Whether a re-ID batch's loss reads SA-Dec's outputs (L_Rec or L_TR on); the SA-Enc-alone control does not."""
+        return self.weight_rec > 0 or self.weight_tr > 0
+
     def forward(self, outputs, pids=None, rec_target=None, rec_valid=None, pit=False):
         """
         Args:
@@ -91,7 +96,7 @@ class SANLoss(nn.Module):
         Returns:
             (total loss tensor, dict name -> detached scalar tensor of the unweighted components computed).
         """
-        texture = outputs["texture"] if isinstance(outputs, dict) else outputs
+        texture = outputs.get("texture") if isinstance(outputs, dict) else outputs  # None: SA-Dec skipped
         parts = {}
         total = 0.0
         w_rec = self.pit_weight_rec if pit else self.weight_rec

@@ -246,9 +246,10 @@ class SAN(nn.Module):
         """The encoder path only (imgs -> f), sharing this model's parameters."""
         return _InferencePath(self.encoder)
 
-    def forward(self, imgs, texture_only=False):
+    def forward(self, imgs, texture_only=False, with_texture=True):
         """See the module docstring; ``texture_only`` runs SA-Enc + SA-Dec alone (PIT batches: the ID head,
-        BN statistics included, never sees a synthetic image)."""
+        BN statistics included, never sees a synthetic image); ``with_texture=False`` leaves SA-Dec out of a
+        training forward (``logits`` and ``feature`` only: a re-ID batch whose L_Rec and L_TR are off)."""
         if texture_only or not self.reid_head:
             return self.predict_texture(imgs)
         fe4 = self.encoder.featuremaps(imgs)
@@ -256,7 +257,7 @@ class SAN(nn.Module):
         if not self.training:
             return f
         out = {"logits": self.classifier(f), "feature": f}
-        if self.decoder is not None:
+        if self.decoder is not None and with_texture:
             texture, feats = self.decoder(fe4)
             out["dec_feats"] = feats[: self.num_tr_blocks]
             out["texture"] = texture
