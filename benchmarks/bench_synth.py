@@ -18,7 +18,8 @@ import numpy as np
 from torchreid_dense.data.synth.body import build_body, sample_pose
 from torchreid_dense.data.synth.cameras import CAMERAS, NUM_CAMERAS, sample_view
 from torchreid_dense.data.synth.degrade import estimate_iuv
-from torchreid_dense.data.synth.generate import _plan, _Renderer, identity, make_config
+from torchreid_dense.data.synth.generate import _Renderer, identity, make_config
+from torchreid_dense.data.synth.plan import plan_images
 from torchreid_dense.data.synth.render import render
 
 
@@ -60,7 +61,7 @@ def main(argv=None):
         per_core, wall = _timed(fn, a.images)
         print(f"{label} {a.height}x{a.width}: {per_core:.0f} images/s per core (CPU time), {wall:.0f} images/s wall")
 
-    jobs = _plan(config, 0)[: a.images]
+    jobs = plan_images(config, 0)[: a.images]
     with tempfile.TemporaryDirectory() as tmp:
         writer = _Renderer(config, 0, tmp)
         per_core, wall = _timed(lambda i: writer(jobs[i]), len(jobs))

@@ -39,7 +39,6 @@ from .render import render
 __all__ = ["GENERATOR_VERSION", "SynthConfig", "PRESETS", "make_config", "dataset_dir", "generate_dataset",
            "ensure_dataset", "read_manifest", "identity", "render_sample", "ManifestMismatchError"]
 
-_plan = plan_images  # the name benchmarks/bench_synth.py imports
 
 
 def render_sample(shape, atlas, cam, rng, config):
