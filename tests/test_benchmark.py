@@ -15,12 +15,16 @@ from torchreid_dense import compat
 from torchreid_dense.benchmark import cli
 from torchreid_dense.benchmark.cost import count_flops, measure_cost, used_parameters
 from torchreid_dense.benchmark.report import TABLE_COLUMNS, aggregate, load_results, summarize, write_report
+from torchreid_dense.benchmark.job_dir import JOB_FILE, write_json
 from torchreid_dense.benchmark.runner import (
+    CHECKPOINT_EVERY,
     FAILED_FILE,
     RESULT_FILE,
     STDOUT_FILE,
     BenchmarkError,
     plan_jobs,
+    _resume_opts,
+    run_job,
     run_suite,
 )
 from torchreid_dense.benchmark.suite import SuiteError, load_suite
@@ -277,6 +281,43 @@ def test_runner_resumes_and_feeds_dependencies(tmp_path, configs):
 
     with pytest.raises(BenchmarkError, match="produced by another setting"):
         run_suite(suite, out, job_fn=fake_job, extra_opts=["train.lr", "0.5"], log=lambda *_: None)
+
+
+def test_runner_checkpoints_and_resumes_an_interrupted_job(tmp_path, configs):
+    """Every job writes checkpoint_last.pth; a rerun of an interrupted one resumes from it, unless it ran another command."""
+    a, b = configs
+    suite = load_suite(write(tmp_path / "suite.yaml", SUITE.format(a=a, b=b)))
+    out = str(tmp_path / "out")
+    job = plan_jobs(suite, out)[0]
+    calls = []
+
+    def record(spec):
+        calls.append(list(spec["argv"]))
+        return fake_result(0.1, 0.05, 1.0)
+
+    run_job(job, record)
+    fresh = calls[-1]
+    assert fresh[fresh.index("train.checkpoint_every") + 1] == str(CHECKPOINT_EVERY) and "model.resume" not in fresh
+    assert fresh[-4:] == ["train.seed", "7", "data.save_dir", job.out_dir]
+
+    os.remove(osp.join(job.out_dir, RESULT_FILE))  # interrupted: a checkpoint, no result
+    last = osp.join(job.out_dir, "model", "checkpoint_last.pth")
+    os.makedirs(osp.dirname(last))
+    open(last, "wb").close()
+    write_json(osp.join(job.out_dir, JOB_FILE), {"argv": fresh})
+    run_job(job, record)
+    resumed = calls[-1]
+    assert resumed[resumed.index("model.resume") + 1] == last
+    assert [v for i, v in enumerate(resumed) if i not in (resumed.index("model.resume"), resumed.index(last))] == fresh
+
+    # a suite that sets train.checkpoint_every keeps its value (a job with no checkpoint yet)
+    other = plan_jobs(suite, out)[1]
+    assert _resume_opts(other, ["train.checkpoint_every", "5"]) == []
+    assert _resume_opts(other, []) == ["train.checkpoint_every", str(CHECKPOINT_EVERY)]
+    # the interrupted attempt ran another command: its checkpoint is not this job's
+    write_json(osp.join(job.out_dir, JOB_FILE), {"argv": fresh[:-4] + ["train.lr", "0.5"] + fresh[-4:]})
+    with pytest.raises(BenchmarkError, match="interrupted attempt of another command"):
+        run_job(job, record)
 
 
 def test_runner_isolates_failures_and_retries_them(tmp_path, configs):

@@ -21,7 +21,8 @@ import os.path as osp
 import re
 from dataclasses import dataclass
 
-from .job_dir import FAILED_FILE, RESULT_FILE, STDOUT_FILE, last_checkpoint, read_result, write_json
+from ..engine.checkpointing import CHECKPOINT_LAST
+from .job_dir import FAILED_FILE, JOB_FILE, RESULT_FILE, STDOUT_FILE, last_checkpoint, read_result, write_json
 from .job_process import in_process_job, subprocess_job, worker_main
 from .opts import PLACEHOLDER, SUITE_PLACEHOLDER
 
@@ -41,6 +42,9 @@ __all__ = [
     "BenchmarkError",
 ]
 
+
+
+CHECKPOINT_EVERY = 100  # steps between a job's checkpoint_last.pth (and at each epoch end): what a rerun resumes
 
 
 class BenchmarkError(RuntimeError):
@@ -74,12 +78,14 @@ class Job:
         """What makes two jobs the same job (stored in result.json, compared on resume)."""
         return {"config": self.run.config, "opts": list(self.run.opts) + list(extra_opts), "seed": self.seed}
 
-    def argv(self, extra_opts=(), resolve=None):
-        """``tools/main.py`` arguments; ``resolve(match)`` fills the ``{run.dir|checkpoint}`` placeholders."""
+    def argv(self, extra_opts=(), resolve=None, runner_opts=()):
+        """``tools/main.py`` arguments; ``resolve(match)`` fills the ``{run.dir|checkpoint}`` placeholders;
+        ``runner_opts`` (checkpointing, resume) come after the suite's and do not change what the job computes."""
         opts = list(self.run.opts) + list(extra_opts)
         if resolve is not None:
             opts = [PLACEHOLDER.sub(resolve, value) for value in opts]
-        return ["--config-file", self.run.config, *opts, "train.seed", str(self.seed), "data.save_dir", self.out_dir]
+        return ["--config-file", self.run.config, *opts, *runner_opts, "train.seed", str(self.seed),
+                "data.save_dir", self.out_dir]
 
 
 def plan_jobs(suite, output, seeds=None):
@@ -121,9 +127,47 @@ def _resolver(job):
     return resolve
 
 
+def _resume_opts(job, extra_opts):
+    """The runner's own overrides: ``checkpoint_last.pth`` every :data:`CHECKPOINT_EVERY` steps (unless the suite
+    sets ``train.checkpoint_every``) and, when an earlier attempt of the job left one, ``model.resume`` from it.
+
+    Raises:
+        BenchmarkError: the interrupted attempt ran another command (its ``job.json``), so its checkpoint is not
+            this job's.
+    """
+    opts = list(job.run.opts) + list(extra_opts)
+    runner = [] if "train.checkpoint_every" in opts[0::2] else ["train.checkpoint_every", str(CHECKPOINT_EVERY)]
+    last = osp.join(job.out_dir, "model", CHECKPOINT_LAST)
+    if not osp.isfile(last):
+        return runner
+    earlier = osp.join(job.out_dir, JOB_FILE)
+    if osp.isfile(earlier):
+        with open(earlier, encoding="utf-8") as f:
+            before = _without_resume(json.load(f).get("argv", []))
+        if before != job.argv(extra_opts, resolve=_resolver(job), runner_opts=runner):
+            raise BenchmarkError(
+                f"{job.out_dir} holds an interrupted attempt of another command (see {earlier}); delete the directory "
+                "to rerun the job from the start, or use another --output")
+    return runner + ["model.resume", last]
+
+
+def _without_resume(argv):
+    """``argv`` without its ``model.resume <path>`` pair."""
+    argv = list(argv)
+    if "model.resume" in argv:
+        i = argv.index("model.resume")
+        del argv[i:i + 2]
+    return argv
+
+
 def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True):
-    """Run one job through ``job_fn(spec) -> dict`` and write its ``result.json``; returns the result."""
-    argv = job.argv(extra_opts, resolve=_resolver(job))
+    """Run one job through ``job_fn(spec) -> dict`` and write its ``result.json``; returns the result.
+
+    An attempt that was interrupted (killed, machine gone) continues from its last ``checkpoint_last.pth``
+    (at most :data:`CHECKPOINT_EVERY` steps are redone; with ``data.workers > 0`` the redone augmentation draws
+    differ from the uninterrupted run's, everything else is restored exactly).
+    """
+    argv = job.argv(extra_opts, resolve=_resolver(job), runner_opts=_resume_opts(job, extra_opts))
     spec = {"argv": argv, "out_dir": job.out_dir, "threads": threads, "latency": latency}
     started = datetime.datetime.now().isoformat(timespec="seconds")
     result = dict(job_fn(spec))
