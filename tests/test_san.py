@@ -219,6 +219,25 @@ def test_triplet_reid_constraint_hand_computed():
     assert crit(far, pids).item() == 0.0
 
 
+def test_triplet_reid_constraint_normalize_all_divides_by_channels():
+    """normalize='all': squared distances over c*h*w; crafted: anchor 0, positive 1 (distance 0), negative 2."""
+    feats = torch.zeros(3, 2, 1, 2)
+    feats[2] = torch.tensor([[[1.0, 3.0]], [[0.0, 2.0]]])  # |a - n|^2 = 1 + 9 + 0 + 4 = 14
+    pids = torch.tensor([0, 0, 1])
+    anchor_loss = {"spatial": max(0.0, 0 - 14 / 2 + 10.0), "all": max(0.0, 0 - 14 / 4 + 10.0)}  # margin 10
+    for normalize, expected in anchor_loss.items():
+        crit = TripletReIDConstraint(margin=10.0, normalize=normalize)
+        g = torch.Generator().manual_seed(0)
+        pos, neg, valid = sample_triplets(pids, torch.Generator().manual_seed(0))
+        got = crit(feats, pids, generator=g)
+        # anchors 0 and 1 have positive (each other) and negative 2; anchor 2 has no positive
+        assert valid.tolist() == [True, True, False] and neg[:2].tolist() == [2, 2]
+        assert float(got) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        TripletReIDConstraint(normalize="channels")
+    assert SANLoss(num_classes=2, tr_normalize="all").criterion_tr.normalize == "all"
+
+
 def test_triplet_reid_constraint_no_valid_anchor_keeps_graph():
     crit = TripletReIDConstraint()
     for pids in (torch.tensor([0, 1, 2, 3]), torch.tensor([5, 5, 5, 5])):

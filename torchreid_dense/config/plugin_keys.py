@@ -79,6 +79,7 @@ def add_san_config(cfg):
     cfg.san.init_weights = ""  # SAN-PG checkpoint initialising SA-Enc and SA-Dec (step 2); '' = none
     cfg.san.pit_weight_rec = 1.0  # reconstruction weight of PIT batches (paper: weights 0/0/1/0) and of SAN-PG
     cfg.san.tr_reduction = "mean"  # L_TR over the 3 decoder blocks: 'mean' (one triplet-sized term) or 'sum'
+    cfg.san.tr_normalize = "spatial"  # L_TR's squared distances over h*w (Eq. 1, 'spatial') or over c*h*w ('all')
     cfg.san.pit_val_fraction = 0.1  # SAN-PG: fraction of PIT textures held out for the texture L1 (0 = none)
     # texture target / SA-Dec output size [H, W]: the texture wrappers resize sidecars to it (one key for both)
     cfg.san.texture_size = [240, 160]  # atlas 6N x 4N: 240 x 160 for tile N=40

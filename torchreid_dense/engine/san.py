@@ -38,6 +38,7 @@ class SANEngine(DenseEngine):
         amp, channels_last, checkpoint_every: see :meth:`DenseEngineMixin.setup_dense`.
         **loss_kwargs: :class:`~torchreid_dense.losses.SANLoss`'s ``weight_id``, ``weight_triplet``,
             ``weight_rec``, ``weight_tr``, ``pit_weight_rec``, ``margin``, ``tr_margin``, ``tr_reduction``,
+            ``tr_normalize``,
             ``label_smooth`` and ``generator``.
     """
 
@@ -63,7 +64,7 @@ class SANEngine(DenseEngine):
     @classmethod
     def from_config(cls, cfg, datamanager, model, optimizer, scheduler):
         """Builds the engine from ``cfg.san.*`` (weights, ``use_tr``, ``use_pit``, ``pit_ratio``,
-        ``pit_root``, ``pit_batch_size``, ``pit_weight_rec``, ``pit_val_fraction``, ``tr_reduction``,
+        ``pit_root``, ``pit_batch_size``, ``pit_weight_rec``, ``pit_val_fraction``, ``tr_reduction``, ``tr_normalize``,
         ``rec_target``, ``init_weights``), torchreid's ``loss.triplet.margin`` and
         ``loss.softmax.label_smooth``, ``use_gpu``, ``train.amp/channels_last/checkpoint_every`` and
         ``data.*``/``train.batch_size``/``train.seed`` for the PIT loader; loads ``san.init_weights``
@@ -83,6 +84,7 @@ class SANEngine(DenseEngine):
             weight_id=s.weight_id, weight_triplet=s.weight_triplet, weight_rec=s.weight_rec,
             weight_tr=s.weight_tr if s.use_tr else 0.0, pit_weight_rec=s.pit_weight_rec,
             margin=cfg.loss.triplet.margin, tr_margin=s.tr_margin, tr_reduction=s.tr_reduction,
+            tr_normalize=s.tr_normalize,
             label_smooth=cfg.loss.softmax.label_smooth, rec_target=s.rec_target, **cls.dense_kwargs(cfg),
         )
 

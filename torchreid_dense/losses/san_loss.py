@@ -36,6 +36,7 @@ class SANLoss(nn.Module):
         margin (float): batch-hard triplet margin on f.
         tr_margin (float): Triplet ReID constraint margin.
         tr_reduction (str): ``'mean'`` or ``'sum'`` over the decoder blocks.
+        tr_normalize (str): ``'spatial'`` (Eq. 1) or ``'all'``: see :class:`TripletReIDConstraint`.
         label_smooth (bool): label smoothing of the ID loss.
         use_gpu (bool): passed to torchreid's CrossEntropyLoss (targets on the GPU).
         generator (torch.Generator, optional): randomness of the TR positive/negative draw.
@@ -52,6 +53,7 @@ class SANLoss(nn.Module):
         margin=0.3,
         tr_margin=0.3,
         tr_reduction="mean",
+        tr_normalize="spatial",
         label_smooth=True,
         use_gpu=False,
         generator=None,
@@ -66,7 +68,7 @@ class SANLoss(nn.Module):
         self.criterion_id = id_criterion(num_classes, label_smooth, use_gpu)
         self.criterion_triplet = BatchHardTripletLoss(margin=margin)
         self.criterion_rec = ReconstructionLoss()
-        self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator)
+        self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator, normalize=tr_normalize)
 
     def tr_loss(self, dec_feats, pids):
         """L_TR over the given decoder feature maps, reduced by ``tr_reduction``.

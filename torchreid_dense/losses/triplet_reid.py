@@ -4,7 +4,9 @@ import torch.nn as nn
 
 from ..registry import LOSSES
 
-__all__ = ["TripletReIDConstraint", "sample_triplets"]
+__all__ = ["TripletReIDConstraint", "sample_triplets", "TR_NORMALIZATIONS"]
+
+TR_NORMALIZATIONS = ("spatial", "all")  # squared distances over h*w (Eq. 1) or over c*h*w
 
 
 def sample_triplets(pids, generator=None):
@@ -46,6 +48,9 @@ class TripletReIDConstraint(nn.Module):
     Args:
         margin (float): the margin ``m`` (paper: 0.3).
         generator (torch.Generator, optional): default randomness for the positive/negative draw.
+        normalize (str): ``'spatial'`` divides the squared distances by ``h*w`` (Eq. 1 as printed);
+            ``'all'`` by ``c*h*w`` (a mean over every element, so the term's scale does not grow with the
+            decoder's widths).
 
     Examples::
 
@@ -56,10 +61,13 @@ class TripletReIDConstraint(nn.Module):
         0.3
     """
 
-    def __init__(self, margin=0.3, generator=None):
+    def __init__(self, margin=0.3, generator=None, normalize="spatial"):
         super().__init__()
+        if normalize not in TR_NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {TR_NORMALIZATIONS}; got '{normalize}'")
         self.margin = float(margin)
         self.generator = generator
+        self.normalize = normalize
 
     def forward(self, feats, pids, generator=None):
         """
@@ -79,7 +87,7 @@ class TripletReIDConstraint(nn.Module):
         pos, neg, valid = sample_triplets(pids.to(feats.device), generator or self.generator)
         if not bool(valid.any()):
             return feats.sum() * 0.0
-        hw = feats.shape[-2] * feats.shape[-1]
+        hw = feats.shape[-2] * feats.shape[-1] * (feats.shape[1] if self.normalize == "all" else 1)
         flat = feats.float().flatten(1)
         d_ap = (flat - flat[pos]).pow(2).sum(1) / hw
         d_an = (flat - flat[neg]).pow(2).sum(1) / hw
