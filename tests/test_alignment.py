@@ -262,7 +262,7 @@ def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     assert enc.san.pg_max_epoch == 0  # the SAN steps train no SAN-PG for the control
     assert san.dense.sidecar_root == "{suite.dir}/textures/sanpg" and san.san.init_weights
     assert cfgs["san_fused"].dense.sidecar_root == "{suite.dir}/textures/fused"
-    assert cfgs["dsa_reid_part_sum"].dsa.part_id_reduction == "sum" and cfgs["san_tr_sum"].san.tr_reduction == "sum"
+    assert cfgs["dsa_reid_part_mean"].dsa.part_id_reduction == "mean" and cfgs["san_tr_sum"].san.tr_reduction == "sum"
 
 
 # ------------------------------------------------------------------------------------------- demo pictures

@@ -258,7 +258,7 @@ def test_dsa_loss_hand_computed_value():
     # batch-hard triplet on points (0,0),(1,0) | (3,0),(3,4), margin 0.3:
     #   anchors 0,1,3 give 0; anchor 2: d_ap = 4, d_an = 2 -> 2.3; mean 0.575
     pids = torch.tensor([0, 0, 1, 1])
-    total, parts = DSALoss(num_classes=3)(_crafted_outputs(), pids)
+    total, parts = DSALoss(num_classes=3, part_id_reduction="mean")(_crafted_outputs(), pids)
     log3 = math.log(3)
     for name in ("loss_id_fg", "loss_id_fl", "loss_id_zg", "loss_id_zl"):
         assert parts[name].item() == pytest.approx(log3, abs=1e-6)
@@ -294,7 +294,7 @@ def test_dsa_loss_matches_numpy_reference_and_weights():
         "z_g": torch.randn(6, 10, generator=g),
         "z_l": torch.randn(6, 16, generator=g),
     }
-    loss = DSALoss(k, weight_id_mf=0.2, weight_triplet=2.0, weight_id_fused=0.7)
+    loss = DSALoss(k, weight_id_mf=0.2, weight_triplet=2.0, weight_id_fused=0.7, part_id_reduction="mean")
     total, parts = loss(out, pids)
     y, n = pids.numpy(), {key: v.double().numpy() for key, v in out.items()}
     ref = {
@@ -323,7 +323,8 @@ def test_dsa_part_id_reduction_sum_weighs_each_part():
     out = {"logits_fl": logits_fl, "z_l": torch.randn(6, 16, generator=g), "logits_zl": torch.randn(6, k, generator=g)}
     y = pids.numpy()
     per_part = [_ref_ce(logits_fl[:, i].double().numpy(), y, k) for i in range(8)]
-    _, mean_parts = DSALoss(k, branches="local")(out, pids)
+    assert DSALoss(k).part_id_reduction == "sum"  # the default since the alignment suite (configs/suites/alignment.yaml)
+    _, mean_parts = DSALoss(k, branches="local", part_id_reduction="mean")(out, pids)
     total, sum_parts = DSALoss(k, branches="local", part_id_reduction="sum", weight_triplet=0, weight_id_fused=0)(out, pids)
     assert mean_parts["loss_id_fl"].item() == pytest.approx(float(np.mean(per_part)), abs=1e-5)
     assert sum_parts["loss_id_fl"].item() == pytest.approx(float(np.sum(per_part)), abs=1e-4)

@@ -35,8 +35,8 @@ class DSALoss(nn.Module):
         margin (float): triplet margin (paper: 0.3).
         branches (str): ``'both'``, ``'global'`` or ``'local'``: the terms of the branches the model
             has (Table 3 DSA-Global/Local (Single)).
-        part_id_reduction (str): ``'mean'`` (the 8 part ID losses weigh ``weight_id_mf`` together) or
-            ``'sum'`` (each part weighs ``weight_id_mf``, the literal reading of the paper's 0.5).
+        part_id_reduction (str): ``'sum'`` (default: each part weighs ``weight_id_mf``, the literal reading of
+            the paper's 0.5) or ``'mean'`` (the 8 part ID losses weigh ``weight_id_mf`` together).
         use_gpu (bool): passed to torchreid's CrossEntropyLoss (puts its targets on the GPU).
 
     ``forward(outputs, pids)`` takes the training dict of :class:`~torchreid_dense.models.dsa_reid.DSAReID`
@@ -53,7 +53,7 @@ class DSALoss(nn.Module):
         label_smooth=True,
         margin=0.3,
         branches="both",
-        part_id_reduction="mean",
+        part_id_reduction="sum",
         use_gpu=False,
     ):
         super().__init__()
