@@ -138,7 +138,7 @@ def fuse_dataset(train, dataset_dir, texture_size, iuv_kind="densepose", output_
     Returns:
         dict: ``identities``, ``images``, ``written`` (images), ``skipped`` (images already there),
         ``no_iuv`` (list of pids with no IUV map, given no texture), ``seen_fraction`` (mean share of
-        texels some view saw), ``textures_dir`` and ``seconds``.
+        texels some view saw; None when every identity was skipped), ``textures_dir`` and ``seconds``.
     """
     from tqdm import tqdm
 
@@ -183,7 +183,7 @@ def fuse_dataset(train, dataset_dir, texture_size, iuv_kind="densepose", output_
         "written": written,
         "skipped": skipped,
         "no_iuv": no_iuv,
-        "seen_fraction": float(np.mean(seen_fraction)) if seen_fraction else 0.0,
+        "seen_fraction": float(np.mean(seen_fraction)) if seen_fraction else None,
         "textures_dir": osp.join(osp.abspath(output_dir or dataset_dir), "textures"),
         "seconds": time.time() - start,
     }

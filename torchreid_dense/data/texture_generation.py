@@ -68,6 +68,11 @@ def build_parser():
     return parser
 
 
+def _seen(fraction):
+    """The fused atlases' mean seen share, in words (None: no identity was fused in this call)."""
+    return "no identity fused in this call" if fraction is None else f"{fraction:.1%} of the texels seen on average"
+
+
 def _fuse_main(args, cfg, root):
     """``--method fuse``: IUV-fused atlases per training identity (:mod:`.texture_fusion`)."""
     from .texture_fusion import fuse_dataset
@@ -85,8 +90,8 @@ def _fuse_main(args, cfg, root):
                                overwrite=args.overwrite, workers=cfg.data.workers, progress=not args.no_progress)
         lacking = summary["no_iuv"]
         print(f"=> {name}: {summary['written']} textures written, {summary['skipped']} skipped (already there; "
-              f"--overwrite rewrites them), under {summary['textures_dir']}; {summary['seen_fraction']:.1%} of the "
-              f"texels seen on average, {len(lacking)} identities without any IUV map"
+              f"--overwrite rewrites them), under {summary['textures_dir']}; {_seen(summary['seen_fraction'])}, "
+              f"{len(lacking)} identities without any IUV map"
               f"{' (e.g. pid ' + ', '.join(map(str, lacking[:5])) + ')' if lacking else ''} "
               f"({summary['seconds']:.1f} s)")
         results[name] = summary
