@@ -265,6 +265,20 @@ def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     assert cfgs["dsa_reid_part_mean"].dsa.part_id_reduction == "mean" and cfgs["san_tr_sum"].san.tr_reduction == "sum"
 
 
+
+def test_alignment_quick_profile_is_one_budget_for_the_demo_rows(monkeypatch):
+    monkeypatch.chdir(REPO)
+    suite = load_suite("configs/suites/alignment.yaml", profile="quick").select(
+        ["resnet18", "mf_alone", "dsa_reid", "san_enc", "san"])
+    assert sorted(r.name for r in suite.runs) == ["dsa_reid", "mf_alone", "resnet18", "san", "san_enc", "san_pg_r18"]
+    assert all(r.seeds == (0,) for r in suite.runs)
+    for run in suite.runs:
+        cfg = load_config(run.config, list(run.opts))
+        assert (cfg.data.height, cfg.data.width, cfg.dense.dsap_size) == (64, 32, 16), run.name
+        schedule = (cfg.train.max_epoch, cfg.train.warmup_epochs, cfg.train.stepsize)
+        assert schedule == ((4, 0, [3]) if run.name == "san_pg_r18" else (3, 1, [2])), run.name
+
+
 # ------------------------------------------------------------------------------------------- demo pictures
 
 

@@ -6,7 +6,7 @@ Usage::
     python tools/demo.py --root /data --output log/my-demo
 
 Trains torchreid's resnet18, the MF-Stream alone, DSA-reID, the SA-Enc alone and SAN (SAN-PG first) on
-SynthReID small at 64x32 for 4 epochs, prints the table with the two alignment deltas, and writes the
+SynthReID small at 64x32 for 3 epochs (SAN-PG 4), prints the table with the two alignment deltas, and writes the
 pictures: DSAP-images (DSA-reID Fig. 2), SAN's texture predictions (SAN Fig. 6) and the ranked lists of
 the baseline beside DSA-reID's. Rerunning resumes: finished jobs are kept. The full evidence (12 epochs,
 3 seeds) is ``python benchmarks/bench_alignment.py``.
