@@ -86,6 +86,7 @@ def plot_regime(rows, deltas, path, knob="level", goal=None, title=""):
             for x, s in pts:
                 axes[0].annotate(f"{s['mean']:+.1f}", (x, s["mean"]), fontsize=7, xytext=(4, 4),
                                  textcoords="offset points")
+    axes[0].margins(x=0.12)  # room for the value labels at the ends of the curve
     axes[0].set_xlabel(knob)
     axes[0].set_ylabel("delta mAP (pp)")
     if extra:
