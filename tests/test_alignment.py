@@ -314,3 +314,39 @@ def test_alignment_suite_shares_one_san_pg_and_its_textures(monkeypatch, tmp_pat
         assert argv[argv.index("dense.sidecar_root") + 1] == osp.join(str(tmp_path), "textures", "sanpg")
         assert argv[argv.index("san.init_weights") + 1] == "pg.pth"
     assert not jobs["san_enc/seed0"].deps
+
+
+def _driver_commands(monkeypatch, tmp_path, **kwargs):
+    """The child commands run_alignment would run (none is run), with SAN-PG's checkpoint faked."""
+    from torchreid_dense.benchmark import alignment
+
+    calls = []
+    monkeypatch.setattr(alignment, "_run", lambda cmd: calls.append(cmd))
+    monkeypatch.setattr(alignment, "last_checkpoint", lambda job: osp.join(job, "model", "model.pth.tar-20"))
+    alignment.run_alignment(str(tmp_path / "out"), str(tmp_path / "data"), **kwargs)
+    return calls
+
+
+def _tool(cmd):
+    return osp.basename(cmd[1]), cmd[cmd.index("--only") + 1:cmd.index("--opts")] if "--only" in cmd else None
+
+
+def test_alignment_driver_trains_san_pg_for_a_row_that_reads_its_textures_only(monkeypatch, tmp_path):
+    # san_no_pg reads SAN-PG's pseudo textures but does not start from its weights (no depends_on)
+    calls = _driver_commands(monkeypatch, tmp_path, only=["san_no_pg"])
+    assert [osp.basename(c[1]) for c in calls] == ["benchmark.py", "generate_textures.py", "benchmark.py",
+                                                   "benchmark.py"]
+    assert _tool(calls[0]) == ("benchmark.py", ["san_pg_r18"])
+    gen = calls[1]
+    assert gen[gen.index("--method") + 1] == "sanpg"
+    assert gen[gen.index("--weights") + 1] == osp.join(str(tmp_path / "out"), "san_pg_r18", "seed0", "model",
+                                                       "model.pth.tar-20")
+    assert gen[gen.index("--output-dir") + 1] == osp.join(str(tmp_path / "out"), "textures", "sanpg")
+    assert sorted(_tool(calls[2])[1][:2]) == ["san_no_pg", "san_pg_r18"]
+
+
+def test_alignment_driver_control_rows_need_no_san_pg_and_no_textures(monkeypatch, tmp_path):
+    calls = _driver_commands(monkeypatch, tmp_path, only=["mf_alone", "san_enc"], seeds=[0],
+                             opts=["synth.misalignment", "2.0"])
+    assert [_tool(c) for c in calls] == [("benchmark.py", ["mf_alone", "san_enc", "--seeds", "0"])] * 2
+    assert calls[0][-2:] == ["synth.misalignment", "2.0"]

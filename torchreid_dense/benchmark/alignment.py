@@ -39,6 +39,11 @@ def _opt(opts, key):
     return [key, str(pairs[key])] if key in pairs else []
 
 
+def _needs(suite):
+    """The kinds of pseudo textures (keys of ``_TEXTURES``) that the suite's runs read."""
+    return {kind for kind, where in _TEXTURES.items() for r in suite.runs if any(where in o for o in r.opts)}
+
+
 def san_pg_l1(job_dir):
     """SAN-PG's last held-out texture L1 ``(normalised, pixels in [0, 1])`` from its log, or None."""
     path = osp.join(job_dir, "log.txt")
@@ -64,12 +69,15 @@ def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SU
     suite = load_suite(suite_path, profile=profile)
     if only:
         suite = suite.select(list(only))
+        # a row may read SAN-PG's textures without starting from its weights (san_no_pg): SAN-PG comes along
+        if "sanpg" in _needs(suite) and "san_pg_r18" not in [r.name for r in suite.runs]:
+            suite = load_suite(suite_path, profile=profile).select([*only, "san_pg_r18"])
     names = [r.name for r in suite.runs]
     output, root, py = osp.abspath(output), osp.abspath(data_root), sys.executable
     common = ["--suite", suite_path, "--profile", profile, "--output", output, "--no-latency"]
     selected = ["--only", *names]
     job_opts = ["--opts", "data.root", root, *opts]
-    needs = {kind for kind, where in _TEXTURES.items() for r in suite.runs if any(where in o for o in r.opts)}
+    needs = _needs(suite)
     if "san_pg_r18" in names:
         _run([py, "tools/benchmark.py", *common, "--only", "san_pg_r18", *job_opts])
     tools = [py, "tools/generate_textures.py", "--dataset", "synthreid", "--no-progress"]
