@@ -71,7 +71,7 @@ PLUGIN_DEFAULTS = {
     "dense.strict": False, "dense.cache": False, "dense.sidecar_root": "", "dense.max_missing": 0.5,
     "dsa.weight_id_mf": 0.5, "dsa.weight_triplet": 1.5, "dsa.weight_id_fused": 1.0, "dsa.fusion": "add",
     "dsa.feature": "mf", "dsa.branches": "both", "dsa.streams": "two", "dsa.dsag_width": 0.0, "dsa.part_id_reduction": "sum",
-    "san.pit_weight_rec": 1.0, "san.tr_reduction": "mean", "san.tr_normalize": "spatial", "san.pit_val_fraction": 0.1,
+    "san.pit_weight_rec": 1.0, "san.tr_reduction": "mean", "san.tr_normalize": "all", "san.pit_val_fraction": 0.1,
     "san.texture_size": [240, 160], "san.decoder_widths": [], "san.id_head": "bnneck",
     "san.weight_id": 0.5, "san.weight_triplet": 1.5, "san.weight_rec": 1.0, "san.weight_tr": 1.0,
     "san.tr_margin": 0.3, "san.use_tr": True, "san.use_pit": True, "san.pit_ratio": 4,

@@ -36,7 +36,8 @@ class SANLoss(nn.Module):
         margin (float): batch-hard triplet margin on f.
         tr_margin (float): Triplet ReID constraint margin.
         tr_reduction (str): ``'mean'`` or ``'sum'`` over the decoder blocks.
-        tr_normalize (str): ``'spatial'`` (Eq. 1) or ``'all'``: see :class:`TripletReIDConstraint`.
+        tr_normalize (str): ``'all'`` (default; the authors' code's MSE) or ``'spatial'`` (Eq. 1 as printed):
+            see :class:`TripletReIDConstraint`.
         label_smooth (bool): label smoothing of the ID loss.
         use_gpu (bool): passed to torchreid's CrossEntropyLoss (targets on the GPU).
         generator (torch.Generator, optional): randomness of the TR positive/negative draw.
@@ -53,7 +54,7 @@ class SANLoss(nn.Module):
         margin=0.3,
         tr_margin=0.3,
         tr_reduction="mean",
-        tr_normalize="spatial",
+        tr_normalize="all",
         label_smooth=True,
         use_gpu=False,
         generator=None,
