@@ -316,6 +316,23 @@ def test_alignment_suite_shares_one_san_pg_and_its_textures(monkeypatch, tmp_pat
     assert not jobs["san_enc/seed0"].deps
 
 
+def test_alignment_suite_trains_san_pg_on_its_own_schedule_at_the_24_epoch_point(monkeypatch, tmp_path):
+    # the regime's 24-epoch point trains the re-ID rows longer; SAN-PG (single-step, no warm-up) stays as it is
+    monkeypatch.chdir(REPO)
+    suite = load_suite("configs/suites/alignment.yaml", profile="evidence").select(["san"])
+    longer = ["train.max_epoch", "24", "train.warmup_epochs", "4", "train.stepsize", "[12]"]
+    jobs = {job.key: job for job in plan_jobs(suite, str(tmp_path))}
+    schedules = {}
+    for key in ("san_pg_r18/seed0", "san/seed0"):
+        run = jobs[key].run
+        cfg = load_config(run.config, list(run.opts) + run.command_line_opts(longer))
+        schedules[key] = (cfg.train.max_epoch, cfg.train.warmup_epochs, cfg.train.stepsize)
+    assert schedules == {"san_pg_r18/seed0": (20, 0, [15]), "san/seed0": (24, 4, [12])}
+    # so the 12-epoch output's SAN-PG job is the 24-epoch output's too
+    pg = jobs["san_pg_r18/seed0"]
+    assert pg.fingerprint(["data.root", "/d", *longer]) == pg.fingerprint(["data.root", "/d"])
+
+
 def _driver_commands(monkeypatch, tmp_path, **kwargs):
     """The child commands run_alignment would run (none is run), with SAN-PG's checkpoint faked."""
     from torchreid_dense.benchmark import alignment

@@ -115,6 +115,7 @@ def test_load_suite_merges_opts_seeds_and_orders_dependencies(tmp_path, configs)
     ("  - {name: x, config: nowhere.yaml}", "config file 'nowhere.yaml' not found"),
     ("  - {name: x, config: A, seeds: []}", "seeds must be a non-empty list of integers"),
     ("  - {name: 'a b', config: A}", "'name' must be a word"),
+    ("  - {name: x, config: A, pinned: train.max_epoch}", "'pinned' must be a list of config keys"),
 ])
 def test_suite_errors_name_the_file_and_the_fix(tmp_path, configs, runs, message):
     path = write(tmp_path / "bad.yaml", "runs:\n" + runs.replace("A", configs[0]) + "\n")
@@ -281,6 +282,37 @@ def test_runner_resumes_and_feeds_dependencies(tmp_path, configs):
 
     with pytest.raises(BenchmarkError, match="produced by another setting"):
         run_suite(suite, out, job_fn=fake_job, extra_opts=["train.lr", "0.5"], log=lambda *_: None)
+
+
+def test_pinned_keys_keep_a_runs_own_values_against_command_line_opts(tmp_path, configs):
+    a, b = configs
+    path = write(tmp_path / "suite.yaml", (
+        f"runs:\n  - {{name: pre, config: {a}, report: false, opts: {{train.max_epoch: 20}},"
+        f" pinned: [train.max_epoch, train.stepsize]}}\n"
+        f"  - {{name: main, config: {b}, depends_on: [pre], opts: {{m.w: '{{pre.checkpoint}}'}}}}\n"))
+    suite = load_suite(path)
+    assert suite.run("pre").pinned == ("train.max_epoch", "train.stepsize")
+    extra = ["train.max_epoch", "24", "data.root", "/d", "train.stepsize", "[12]"]
+    assert suite.run("pre").command_line_opts(extra) == ["data.root", "/d"]
+    assert suite.run("main").command_line_opts(extra) == extra
+    out, calls, messages = str(tmp_path / "out"), [], []
+
+    def fake_job(spec):
+        calls.append(spec["argv"])
+        return dict(fake_result(0.5, 0.4, 1.0), checkpoint=osp.join(spec["out_dir"], "model", "m.pth"))
+
+    run_suite(suite, out, job_fn=fake_job, extra_opts=extra, log=messages.append)
+    pre, main = calls
+    assert pre[pre.index("train.max_epoch") + 1] == "20" and "train.stepsize" not in pre and "/d" in pre
+    assert main[-8:-4] == ["train.stepsize", "[12]", "train.checkpoint_every", str(CHECKPOINT_EVERY)]
+    assert main[main.index("train.max_epoch") + 1] == "24"
+    assert any("pre/seed0: keeps its own train.max_epoch, train.stepsize (pinned" in m for m in messages)
+    saved = json.load(open(osp.join(out, "pre", "seed0", RESULT_FILE)))
+    assert saved["fingerprint"]["opts"] == ["train.max_epoch", "20", "data.root", "/d"]
+    # the pinned run's finished job is the same job with or without the schedule overrides
+    again = run_suite(suite.select(["pre"]), out, job_fn=fake_job, extra_opts=["data.root", "/d"],
+                      log=lambda *_: None)
+    assert again["reused"] == ["pre/seed0"] and len(calls) == 2
 
 
 def test_runner_checkpoints_and_resumes_an_interrupted_job(tmp_path, configs):

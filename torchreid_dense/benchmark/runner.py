@@ -76,12 +76,13 @@ class Job:
 
     def fingerprint(self, extra_opts=()):
         """What makes two jobs the same job (stored in result.json, compared on resume)."""
-        return {"config": self.run.config, "opts": list(self.run.opts) + list(extra_opts), "seed": self.seed}
+        return {"config": self.run.config, "opts": list(self.run.opts) + self.run.command_line_opts(extra_opts),
+                "seed": self.seed}
 
     def argv(self, extra_opts=(), resolve=None, runner_opts=()):
         """``tools/main.py`` arguments; ``resolve(match)`` fills the ``{run.dir|checkpoint}`` placeholders;
         ``runner_opts`` (checkpointing, resume) come after the suite's and do not change what the job computes."""
-        opts = list(self.run.opts) + list(extra_opts)
+        opts = list(self.run.opts) + self.run.command_line_opts(extra_opts)
         if resolve is not None:
             opts = [PLACEHOLDER.sub(resolve, value) for value in opts]
         return ["--config-file", self.run.config, *opts, *runner_opts, "train.seed", str(self.seed),
@@ -135,7 +136,7 @@ def _resume_opts(job, extra_opts):
         BenchmarkError: the interrupted attempt ran another command (its ``job.json``), so its checkpoint is not
             this job's.
     """
-    opts = list(job.run.opts) + list(extra_opts)
+    opts = list(job.run.opts) + job.run.command_line_opts(extra_opts)
     runner = [] if "train.checkpoint_every" in opts[0::2] else ["train.checkpoint_every", str(CHECKPOINT_EVERY)]
     last = osp.join(job.out_dir, "model", CHECKPOINT_LAST)
     if not osp.isfile(last):
@@ -250,6 +251,9 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
             log(f"{head}: skipped, its dependency {bad} did not finish")
             skipped.append(job.key)
             continue
+        ignored = sorted(set(list(extra_opts)[0::2]) & set(job.run.pinned))
+        if ignored:
+            log(f"{head}: keeps its own {', '.join(ignored)} (pinned in the suite), the command line's do not apply")
         log(f"{head}: training (output {job.out_dir})")
         try:
             result = run_job(job, job_fn, suite.name, extra_opts, threads, latency)

@@ -17,6 +17,7 @@ A suite file (``configs/suites/<name>.yaml``)::
       - name: san_pg_r18
         config: configs/san_pg_synth.yaml
         report: false                   # trained for another run, not a row of the table
+        pinned: [train.max_epoch]       # keys command-line --opts do not change for this run (its own schedule)
       - name: san_r18
         config: configs/san_synth.yaml
         depends_on: [san_pg_r18]        # trained after san_pg_r18 (same seed, else its first seed)
@@ -33,7 +34,9 @@ Opt values may name a dependency's outputs: ``{<run>.dir}`` (its job directory) 
 ``{<run>.checkpoint}`` (the last checkpoint it saved), resolved when the job starts; ``{suite.dir}`` is the
 suite's output directory (e.g. for files a driver writes there before the runs that read them). Later
 overrides win: config file < ``defaults.opts`` < run ``opts`` < profile ``opts`` < profile run
-``opts`` < command-line opts; ``train.seed`` and ``data.save_dir`` belong to the runner.
+``opts`` < command-line opts; ``train.seed`` and ``data.save_dir`` belong to the runner. A run's ``pinned``
+keys are the exception: command-line opts of those keys do not reach it (e.g. a preprocessing model that keeps
+its schedule when the re-ID rows are trained longer).
 """
 import os
 import os.path as osp
@@ -59,7 +62,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles", "deltas"}
 _DELTA_KEYS = {"name", "plus", "minus"}
 _DEFAULT_KEYS = {"seeds", "opts", "target"}
-_RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target"}
+_RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target", "pinned"}
 _PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
 _PROFILE_RUN_KEYS = {"seeds", "opts"}
 
@@ -77,6 +80,7 @@ class SuiteRun:
         depends_on: names of runs that must finish first (their outputs feed placeholders).
         report: whether the run is a row of the result table.
         target: evaluation target tabulated ('' = the first one the launcher returns).
+        pinned: config keys whose command-line overrides this run ignores (its fingerprint too).
     """
 
     name: str
@@ -87,6 +91,12 @@ class SuiteRun:
     depends_on: tuple = ()
     report: bool = True
     target: str = ""
+    pinned: tuple = ()
+
+    def command_line_opts(self, extra_opts):
+        """``extra_opts`` (command-line ``KEY VALUE`` pairs) without the pairs of this run's ``pinned`` keys."""
+        extra = list(extra_opts)
+        return [v for i in range(0, len(extra) - 1, 2) if extra[i] not in self.pinned for v in extra[i:i + 2]]
 
 
 @dataclass(frozen=True)
@@ -260,6 +270,9 @@ def load_suite(path, profile=None):
         depends = entry.get("depends_on") or []
         if isinstance(depends, str):
             depends = [depends]
+        pinned = entry.get("pinned") or []
+        if not isinstance(pinned, list) or not all(isinstance(k, str) and k for k in pinned):
+            raise SuiteError(f"{where}: 'pinned' must be a list of config keys, got {pinned!r}")
         runs.append(SuiteRun(
             name=run_name,
             label=str(entry.get("label") or run_name),
@@ -269,6 +282,7 @@ def load_suite(path, profile=None):
             depends_on=tuple(depends),
             report=bool(entry.get("report", True)),
             target=str(entry.get("target", default_target) or ""),
+            pinned=tuple(pinned),
         ))
     unknown = sorted(set(prof_runs) - names)
     if unknown:
