@@ -89,7 +89,7 @@ class TripletReIDConstraint(nn.Module):
             return feats.sum() * 0.0
         hw = feats.shape[-2] * feats.shape[-1] * (feats.shape[1] if self.normalize == "all" else 1)
         flat = feats.float().flatten(1)
-        d_ap = (flat - flat[pos]).pow(2).sum(1) / hw
-        d_an = (flat - flat[neg]).pow(2).sum(1) / hw
+        d_ap = (flat - flat.index_select(0, pos)).pow(2).sum(1) / hw
+        d_an = (flat - flat.index_select(0, neg)).pow(2).sum(1) / hw
         hinge = torch.relu(d_ap - d_an + self.margin)
         return hinge[valid].mean()
