@@ -24,7 +24,8 @@ def read_readme():
 INSTALL_REQUIRES = [
     "torch>=2.0",
     "torchvision>=0.15",
-    "torchreid==0.2.5",
+    # the PyPI package (0.2.5, modules under torchreid.reid) or deep-person-reid 1.4.0 installed from its source
+    "torchreid>=0.2.5",
     "yacs>=0.1.8",
     "numpy>=1.23",
     "gdown>=4.7",

@@ -74,7 +74,7 @@ def test_plugin_never_replaces_a_stock_model(monkeypatch):
 
 # torchreid's objects the plugin uses (grep 'compat.' in torchreid_dense/): each must be in the snapshot below.
 TOUCHED = (
-    "torchreid.reid.data.datasets.dataset.read_image",  # the module ImageDataset reads images through
+    f"{compat.PACKAGE}.data.datasets.dataset.read_image",  # the module ImageDataset reads images through
     "torchreid.utils.read_image",
     "torchreid.data.ImageDataset", "torchreid.data.ImageDataManager", "torchreid.data.register_image_dataset",
     "torchreid.data.datasets.init_image_dataset", "torchreid.data.sampler.build_train_sampler",
@@ -100,7 +100,8 @@ import inspect, json, sys, warnings
 warnings.filterwarnings("ignore")
 import torchreid
 
-TABLES = {"torchreid.reid.models.__model_factory", "torchreid.reid.data.datasets.__image_datasets"}
+PACKAGE = sys.argv[2]  # where torchreid keeps its modules (compat.PACKAGE): torchreid.reid or torchreid
+TABLES = {f"{PACKAGE}.models.__model_factory", f"{PACKAGE}.data.datasets.__image_datasets"}
 
 def snapshot():
     objects = {}
@@ -138,17 +139,24 @@ print(json.dumps({"checked": len(before), "missing": missing, "changed": changed
 '''
 
 
+def identity_check(package=compat.PACKAGE, env=None):
+    """Run the identity script in a fresh interpreter (``env``: e.g. a PYTHONPATH with another torchreid layout)."""
+    touched = [t.replace(f"{compat.PACKAGE}.", f"{package}.", 1) for t in TOUCHED]
+    done = subprocess.run([sys.executable, "-c", _IDENTITY_SCRIPT, json.dumps(touched), package], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_importing_the_plugin_changes_nothing_in_torchreid_but_its_two_name_tables():
-    out = subprocess.run([sys.executable, "-c", _IDENTITY_SCRIPT, json.dumps(TOUCHED)], capture_output=True,
-                         text=True, timeout=300, check=True).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    result = identity_check()
     assert result["missing"] == []  # every object the plugin uses is among those compared
     assert result["checked"] > 1000
     assert result["changed"] == []
     assert result["table_changes"] == []
     grown = result["grown"]
-    assert set(grown["torchreid.reid.models.__model_factory"]) == set(MODELS.names())
-    assert set(grown["torchreid.reid.data.datasets.__image_datasets"]) == set(DATASETS.names())
+    assert set(grown[f"{compat.PACKAGE}.models.__model_factory"]) == set(MODELS.names())
+    assert set(grown[f"{compat.PACKAGE}.data.datasets.__image_datasets"]) == set(DATASETS.names())
 
 
 def test_plugin_data_sets_name_a_truncated_image(market_layout, tmp_path):

@@ -3,7 +3,7 @@
 torchreid 0.2.5 from the registry keeps its modules under ``torchreid.reid.*`` while a source
 install of deep-person-reid has them under ``torchreid.*``; ``from torchreid.utils import X``
 fails on the former. Attribute access through the top-level package works for both, so the rest
-of the plugin goes through here.
+of the plugin goes through here; :data:`PACKAGE` names the package that holds the modules.
 """
 import warnings
 
@@ -21,6 +21,10 @@ losses = torchreid.losses
 metrics = torchreid.metrics
 optim = torchreid.optim
 utils = torchreid.utils
+
+PACKAGE = models.__name__.rpartition(".")[0]  # 'torchreid.reid' (PyPI 0.2.5) or 'torchreid' (source install)
+LAYOUT = "source" if PACKAGE == "torchreid" else "pypi"
+VERSION = getattr(torchreid, "__version__", "unknown")
 
 Engine = torchreid.engine.Engine
 ImageSoftmaxEngine = torchreid.engine.ImageSoftmaxEngine
@@ -53,6 +57,16 @@ def model_factory():
 def image_dataset_factory():
     """torchreid's private image data-set table (read-only use: register through the public hook)."""
     return vars(torchreid.data.datasets)["__image_datasets"]
+
+
+def module_name(name):
+    """The full name of torchreid's module ``name`` (e.g. ``'metrics.rank'``) in the installed layout."""
+    return f"{PACKAGE}.{name}"
+
+
+def cython_evaluator_available():
+    """Whether torchreid's compiled Cython evaluator (``metrics/rank_cylib``, built by a source install) imports."""
+    return bool(getattr(metrics.rank, "IS_CYTHON_AVAI", False))
 
 
 def register_image_dataset(name, cls):
