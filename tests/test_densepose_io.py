@@ -18,7 +18,7 @@ from PIL import Image
 
 from torchreid_dense.dense.densepose import (DensePoseChartResultWithConfidences, DensePoseDumpError,
                                              box_xywh_int, dump_entry_to_iuv, import_dump, instances_to_iuv, list_dataset_images,
-                                             load_dump, paste_box_iuv, result_to_iuv, select_main_box)
+                                             load_dump, main_box_iuv, paste_box_iuv, result_to_iuv, select_main_box)
 from torchreid_dense.dense.iuv import read_iuv
 from torchreid_dense.dense.sidecar import sidecar_path
 
@@ -156,7 +156,7 @@ def build_entries(root, fake):
     exp_b = np.zeros((3, H, W), np.uint8)
     exp_b[:, 5:16, 0:7] = expected_box_iuv(lb, ub, vb)[:, 0:11, 3:10]
     entries = [
-        {"file_name": str(root / "a.jpg"), "scores": torch.tensor([0.99, 0.6]),
+        {"file_name": str(root / "a.jpg"), "scores": torch.tensor([0.99, 0.85]),
          "pred_boxes_XYXY": torch.tensor([[0.0, 0.0, 2.0, 2.0], [2.7, 3.2, 10.9, 14.5]]),
          "pred_densepose": [tiny, main_a]},
         {"file_name": "sub/b.png", "scores": torch.tensor([0.9]),
@@ -194,7 +194,8 @@ def test_import_crafted_dump(fake_densepose, dataset, tmp_path, fmt):
     again = import_dump(dump, dataset, progress=False)
     assert (again["written"], again["skipped"], again["no_detection"]) == (0, 2, ["c.jpg"])
     assert os.stat(out_a).st_mtime_ns == mtime
-    assert sorted(os.listdir(dataset / "densepose")) == ["a.png", "no_detection.txt", "sub"]  # no temp files left
+    assert sorted(os.listdir(dataset / "densepose")) == ["a.png", "bad_files.txt", "no_detection.txt", "sub"]  # no temp
+    assert (dataset / "densepose" / "bad_files.txt").read_text() == ""
     forced = import_dump(dump, dataset, progress=False, overwrite=True)
     assert (forced["written"], forced["skipped"]) == (2, 0)
 
@@ -456,9 +457,9 @@ def test_extract_without_detectron2_explains_install(dataset, monkeypatch):
         tool.main(["--dataset-dir", str(dataset), "--config", "densepose_rcnn_R_50_FPN_s1x.yaml",
                    "--weights", "model_final_162be9.pkl"])
     message = str(info.value.code)
-    assert "pip install 'git+https://github.com/facebookresearch/detectron2.git'" in message
-    assert "pip install 'git+https://github.com/facebookresearch/detectron2@main#subdirectory=projects/DensePose'" \
-        in message
+    assert ("git clone https://github.com/facebookresearch/detectron2 && pip install --no-build-isolation -e "
+            "detectron2 && pip install --no-build-isolation --no-deps -e detectron2/projects/DensePose && "
+            "pip install av") in message
     assert "DENSEPOSE_IUV.md#ModelZoo" in message and "tools/import_densepose.py" in message
     assert not (dataset / "densepose").exists()
 
@@ -466,24 +467,22 @@ def test_extract_without_detectron2_explains_install(dataset, monkeypatch):
 def test_extract_loop_with_stand_in_model(dataset, monkeypatch):
     tool = load_tool("extract_densepose")
     labels, ui, vi = crafted_box_result(4, 3, seed=5)
-    result = types.SimpleNamespace(labels=torch.from_numpy(labels),
-                                   uv=torch.from_numpy(np.stack([UV_VALUES[ui], UV_VALUES[vi]])))
+    result = (torch.from_numpy(labels), torch.from_numpy(np.stack([UV_VALUES[ui], UV_VALUES[vi]])))
     calls = []
 
-    def fake_build_estimator(config, weights, device="cuda", min_score=0.8):
-        def estimate(image_path, image_size):
-            calls.append(osp.relpath(image_path, dataset))
-            if image_path.endswith("c.jpg"):
-                inst = types.SimpleNamespace(scores=torch.zeros(0),
-                                             pred_boxes=types.SimpleNamespace(tensor=torch.zeros(0, 4)))
-                return instances_to_iuv(inst, [], image_size)
-            inst = types.SimpleNamespace(scores=torch.tensor([0.9]),
-                                         pred_boxes=types.SimpleNamespace(tensor=torch.tensor([[1., 2, 4, 6]])))
-            return instances_to_iuv(inst, [result], image_size)
-        return estimate
+    def predict_batch(batch):
+        out = []
+        for item in batch:
+            calls.append(osp.relpath(item["path"], dataset))
+            found = not item["path"].endswith("c.jpg")
+            boxes = torch.tensor([[1., 2, 4, 6]]) if found else torch.zeros(0, 4)
+            out.append(main_box_iuv(boxes, torch.tensor([0.9] if found else []), (item["height"], item["width"]),
+                                    lambda index: result))
+        return out
 
-    monkeypatch.setattr(tool, "build_estimator", fake_build_estimator)
-    argv = ["--dataset-dir", str(dataset), "--config", "c.yaml", "--weights", "w.pkl", "--no-progress"]
+    monkeypatch.setattr(tool, "build_predictor", lambda *args, **kwargs: (predict_batch, torch.as_tensor))
+    argv = ["--dataset-dir", str(dataset), "--config", "c.yaml", "--weights", "w.pkl", "--no-progress",
+            "--workers", "0"]
     summary = tool.main(argv)
     assert sorted(calls) == ["a.jpg", "c.jpg", osp.join("sub", "b.png")]
     assert (summary["written"], summary["no_detection"]) == (2, ["c.jpg"])

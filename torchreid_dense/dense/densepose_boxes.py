@@ -20,8 +20,15 @@ from .densepose_dump import check_entry
 from .densepose_results import DensePoseResult
 from .iuv import quantize_iuv, resize_iuv_nearest
 
-__all__ = ["select_main_box", "box_xywh_int", "paste_box_iuv", "result_to_iuv", "dump_entry_to_iuv",
-           "instances_to_iuv"]
+__all__ = ["DEFAULT_MIN_SCORE", "select_main_box", "box_xywh_int", "paste_box_iuv", "result_to_iuv",
+           "dump_entry_to_iuv", "instances_to_iuv", "main_box_iuv"]
+
+# The default detection score threshold of both DensePose tools (import and extract), one value so that both
+# paths give the same sidecars: ``apply_net.py dump`` keeps boxes down to the config's SCORE_THRESH_TEST (0.05),
+# so an imported dump filtered at 0.8 equals a direct extraction at 0.8. Why 0.8: it is what ``apply_net.py show``
+# draws by default, and an image without a box gets the documented mean-initialised DSAP fallback
+# (``dsap_valid`` False), while a wrong low-score box would feed a wrong body-part layout to the model.
+DEFAULT_MIN_SCORE = 0.8
 
 
 def _numpy(x, dtype=None):
@@ -133,3 +140,21 @@ def instances_to_iuv(instances, chart_results, image_size, min_score=0.0):
         "pred_densepose": list(chart_results) if chart_results is not None else [],
     }
     return dump_entry_to_iuv(entry, image_size, min_score=min_score)
+
+
+def main_box_iuv(boxes_xyxy, scores, image_size, box_result, min_score=0.0):
+    """Image-sized IUV of the main box (:func:`select_main_box`), converting only that box; None with no detection.
+
+    Args:
+        boxes_xyxy: ``[N, 4]`` detected boxes in image pixels.
+        scores: ``[N]`` their scores.
+        image_size: ``(H, W)`` of the image.
+        box_result: ``f(index) -> (labels [h, w], uv [2, h, w])``, the chart result of box ``index`` (called once,
+            for the main box only: DensePose's per-box conversion is the costly part).
+        min_score: lowest score a box may have.
+    """
+    index = select_main_box(boxes_xyxy, scores, image_size, min_score=min_score)
+    if index is None:
+        return None
+    labels, uv = box_result(index)
+    return result_to_iuv(labels, uv, _numpy(boxes_xyxy, np.float32).reshape(-1, 4)[index], image_size)

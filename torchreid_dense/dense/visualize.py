@@ -4,7 +4,8 @@ import numpy as np
 from .iuv import dequantize_iuv
 from .parts import NUM_CHARTS, PART_NAMES
 
-__all__ = ["CHART_COLOURS", "colorize_iuv", "save_dsap_figure", "save_texture_figure", "save_ranked_figure"]
+__all__ = ["CHART_COLOURS", "RANK_COLOURS", "colorize_iuv", "save_dsap_figure", "save_texture_figure",
+           "save_ranked_figure"]
 
 
 def _chart_colours():
@@ -111,40 +112,56 @@ def save_texture_figure(out_png, images, textures, renders=None, notes=None, tit
     _save(fig, out_png, title, title_size=9, dpi=100)
 
 
-def save_ranked_figure(out_png, queries, models, topk=5, title=None):
-    """Save ranked lists of several models side by side: each row a query, then each model's top-k gallery
-    images framed green (same identity, another camera) or red.
+RANK_COLOURS = {True: (44, 160, 44), False: (214, 39, 40), None: (128, 128, 128)}  # match, no match, the query
+
+
+def save_ranked_figure(out_png, queries, models, topk=5, title=None, cell=(256, 128), border=5, gap=6):
+    """Save ranked lists of several models side by side, as torchreid's ``visrank`` rows: each row a query (grey
+    frame), then each model's top-k gallery images framed green (same identity, another camera) or red.
+
+    Every image is resized (nearest) to ``cell`` = (height, width) pixels, so low-resolution crops show their
+    clothing; the picture is composed in pixels (no plotting library), about 1,500 x 1,700 for 6 queries and 2 x 5.
 
     Args:
         out_png: output path (parent folders are created).
         queries: list of ``[H, W, 3]`` uint8 query images (one row each).
         models: list of ``(name, ranked)`` where ``ranked`` holds, per query, ``topk`` pairs
             ``(image [H, W, 3] uint8, correct bool)``.
-        topk (int): gallery images shown per model. title: optional figure title.
+        topk (int): gallery images shown per model. title: optional line above the grid.
+        cell (tuple): cell size ``(H, W)``; border, gap (int): frame width and space between cells.
     """
-    import matplotlib
+    from PIL import Image, ImageDraw, ImageFont
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..utils.io import atomic_write
 
-    n, cols = len(queries), 1 + len(models) * (topk + 1)
-    fig, axes = plt.subplots(n, cols, figsize=(0.62 * cols, 1.25 * n), squeeze=False)
-    for row in range(n):
-        for ax in axes[row]:
-            ax.axis("off")
-        axes[row, 0].imshow(queries[row], interpolation="nearest")
-        axes[row, 0].set_title("query" if row == 0 else "", fontsize=6)
-        for m, (name, ranked) in enumerate(models):
-            start = 1 + m * (topk + 1) + 1
+    h, w = (int(v) for v in cell)
+    font = ImageFont.load_default(size=max(12, h // 14))
+    text_h = font.size + 8
+    group = gap * 4  # space between the query column and each model's block
+    block = topk * (w + gap) - gap
+    width = w + len(models) * (group + block) + 2 * gap
+    top = (text_h if title else 0) + text_h  # the title line, then the column headers
+    height = top + len(queries) * (h + gap) + gap
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((gap, 4), title, fill="black", font=font)
+    head = top - text_h + 4
+    draw.text((gap, head), "query", fill="black", font=font)
+    starts = [gap + w + group + m * (block + group) for m in range(len(models))]
+    for x0, (name, _) in zip(starts, models):
+        draw.text((x0, head), name, fill="black", font=font)
+
+    def paste(image, x, y, correct):
+        draw.rectangle([x, y, x + w - 1, y + h - 1], fill=RANK_COLOURS[correct])
+        inner = Image.fromarray(np.ascontiguousarray(image)).resize((w - 2 * border, h - 2 * border), Image.NEAREST)
+        canvas.paste(inner, (x + border, y + border))
+
+    for row, query in enumerate(queries):
+        y = top + row * (h + gap)
+        paste(query, gap, y, None)
+        for x0, (_, ranked) in zip(starts, models):
             for k, (image, correct) in enumerate(ranked[row][:topk]):
-                ax = axes[row, start + k]
-                ax.imshow(image, interpolation="nearest")
-                ax.axis("on")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                for spine in ax.spines.values():
-                    spine.set_edgecolor("#2ca02c" if correct else "#d62728")
-                    spine.set_linewidth(2.5)
-                if row == 0 and k == 0:
-                    ax.set_title(name, fontsize=6, loc="left")
-    _save(fig, out_png, title, title_size=8, dpi=100)
+                paste(image, x0 + k * (w + gap), y, bool(correct))
+    with atomic_write(out_png) as f:
+        canvas.save(f, format="PNG")
