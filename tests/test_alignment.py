@@ -295,10 +295,20 @@ def test_rank_gallery_leaves_out_same_camera_matches_like_torchreid(tmp_path):
     # query 2 (camera 0): gallery 4 (pid 2, camera 0) left out; gallery 2 (pid 2, camera 1) is the match
     assert index[1].tolist() == [3, 2, 1] and correct[1].tolist() == [False, True, False]
     pic = np.zeros((16, 8, 3), np.uint8)
+    pic[:8] = 255  # white top half, black bottom half
     out = tmp_path / "ranks.png"
     save_ranked_figure(str(out), [pic, pic], [("a", [[(pic, True)] * 3] * 2), ("b", [[(pic, False)] * 3] * 2)],
-                       topk=3, title="t")
-    assert Image.open(out).size[0] > 100
+                       topk=3, title="t", cell=(64, 32), border=4, gap=6)
+    canvas = np.asarray(Image.open(out).convert("RGB"))
+    # 1 query + 2 models x 3 cells of 32 px, gaps of 6 between cells and of 24 before each model's block
+    assert canvas.shape[1] == 32 + 2 * (24 + 3 * 32 + 2 * 6) + 2 * 6
+    top = canvas.shape[0] - 2 * (64 + 6) - 6  # the rows sit below the title and the headers
+    x_a, x_b = 6 + 32 + 24, 6 + 32 + 24 + (3 * 32 + 2 * 6) + 24
+    for x, colour in ((6, (128, 128, 128)), (x_a, (44, 160, 44)), (x_b, (214, 39, 40))):
+        assert tuple(canvas[top + 1, x + 1]) == colour  # frame: grey query, green match, red non-match
+    # the picture is scaled to the cell: 56 rows inside the frame, the top 28 white, the bottom 28 black
+    inside = canvas[top + 4:top + 60, x_a + 4:x_a + 28]
+    assert (inside[:28] == 255).all() and (inside[28:] == 0).all()
 
 
 def test_alignment_suite_shares_one_san_pg_and_its_textures(monkeypatch, tmp_path):

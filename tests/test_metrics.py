@@ -379,3 +379,17 @@ def test_shape_errors_name_the_argument(bad):
 def test_docstring_example_runs():
     failures, tried = doctest.testmod(rank_module, verbose=False)
     assert tried >= 1 and failures == 0
+
+
+def test_evaluation_log_says_which_evaluator_runs_and_why(monkeypatch):
+    """A source install of torchreid builds its Cython evaluator: the log says the plugin's runs instead, and why."""
+    from torchreid_dense import compat
+    from torchreid_dense.engine import evaluation
+
+    monkeypatch.setattr(compat.metrics.rank, "IS_CYTHON_AVAI", True, raising=False)
+    assert compat.cython_evaluator_available()
+    note = evaluation.evaluator_note()
+    assert note.startswith("the plugin's evaluator; torchreid's compiled Cython evaluator is installed but not used")
+    assert f"{evaluation.CYTHON_SLOWER} slower at Market-1501 size" in note and "RATIO" not in note
+    monkeypatch.setattr(compat.metrics.rank, "IS_CYTHON_AVAI", False)
+    assert evaluation.evaluator_note() == "the plugin's evaluator, torchreid's protocol"
