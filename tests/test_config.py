@@ -79,6 +79,11 @@ PLUGIN_DEFAULTS = {
     "san.steps_dir": "", "san.pg_max_epoch": 60, "san.pg_optim": "adam", "san.pg_lr": 0.0003, "san.pg_batch_size": 64,
     "san.pg_lr_scheduler": "single_step", "san.pg_stepsize": [40], "san.pg_gamma": 0.1, "san.pg_warmup_epochs": 0,
     "synth.preset": "small", "synth.seed": 0, "synth.misalignment": 1.0,
+    # the SAN authors' recipe (issue 26): every switch off by default
+    "train.warmup_mode": "linear", "san.decoder": "residual", "san.tr_blocks": 3, "san.tr_pairing": "random",
+    "san.tr_anchor_reduction": "mean", "san.texture_range": "normalized", "san.pg_init": "all",
+    "san.texture_step": False, "san.texture_optim": "adam", "san.texture_lr": 1e-5, "san.texture_betas": [0.5, 0.999],
+    "san.texture_weight_decay": 0.0,
 }
 
 
@@ -286,7 +291,7 @@ def test_imagedata_kwargs_match_torchreid_datamanager():
     assert set(kwargs) - {"dense", "file_check"} == params
     assert kwargs["file_check"] == {"skip_bad": False, "cache_dir": ""}
     assert kwargs["dense"] == dict(size=16, alignment="csa", iuv_kind="densepose", strict=False, cache=False, sidecar_root="",
-                                   max_missing=0.5, texture_size=(192, 128))
+                                   max_missing=0.5, texture_size=(192, 128), texture_range="normalized")
     assert (kwargs["batch_size_train"], kwargs["batch_size_test"]) == (64, 100)
     assert kwargs["cuhk03_labeled"] is True and kwargs["use_gpu"] == cfg.use_gpu
 
@@ -350,6 +355,22 @@ def test_warmup_multi_step_values_and_staged_groups():
     assert new == pytest.approx(expected, rel=1e-12)
     base = [g["lr"] for g in optimizer.param_groups]
     assert base[0] == pytest.approx(0.1 * base[1], rel=1e-12)  # staged ratio kept
+
+
+def test_exponential_warmup_is_the_san_authors_x1_259_per_epoch():
+    """train.warmup_mode exponential: 8e-6 * (100 ** (1/20)) ** e over 20 epochs (x1.2589), then 8e-4, x0.5 every 40."""
+    cfg = get_default_config()
+    cfg.merge_from_list(["train.lr", "0.0008", "train.lr_scheduler", "warmup_multi_step", "train.warmup_epochs", "20",
+                         "train.warmup_lr", "8e-6", "train.warmup_mode", "exponential", "train.gamma", "0.5",
+                         "train.stepsize", "[60, 100, 140]", "train.max_epoch", "160"])
+    optimizer = make_optimizer(cfg.train.lr)
+    lrs = lr_per_epoch(optimizer, build_lr_scheduler(optimizer, **lr_scheduler_kwargs(cfg)), 160)
+    assert lrs[0] == pytest.approx(8e-6, rel=1e-12) and lrs[19] == pytest.approx(8e-6 * 100 ** (19 / 20), rel=1e-12)
+    ratios = [lrs[e + 1] / lrs[e] for e in range(19)]
+    assert ratios == pytest.approx([1.2589254117941673] * 19, rel=1e-12)  # the authors' 1.259
+    assert lrs[20] == lrs[59] == pytest.approx(8e-4, rel=1e-12) and lrs[60] == pytest.approx(4e-4, rel=1e-12)
+    with pytest.raises(ValueError, match="train.warmup_mode must be one of"):
+        WarmupStepLR(make_optimizer(), step_size=5, warmup_epochs=2, warmup_mode="cosine")
 
 
 def test_warmup_scheduler_state_dict_round_trip():

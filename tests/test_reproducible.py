@@ -113,7 +113,10 @@ def test_same_job_same_losses_and_metrics_however_launched(method, data_root, tm
         job_dir = osp.join(str(out), method, "seed0")
         assert step_losses(job_dir) == reference, f"{method} through the runner ({name}) differs"
         with open(osp.join(job_dir, RESULT_FILE), encoding="utf-8") as f:
-            metrics[name] = json.load(f)["metrics"]
+            result = json.load(f)
+        metrics[name] = result["metrics"]
+        # what the last digits also depend on is recorded with them
+        assert result["machine"]["torch_threads"] == THREADS and result["machine"]["cpu_capability"]
     assert metrics["alone"] == metrics["after"]
     with open(osp.join(first, "log.txt"), encoding="utf-8") as f:
         final = [line for line in f if line.startswith("synthreid_tiny: ")][-1]

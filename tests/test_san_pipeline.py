@@ -101,7 +101,10 @@ def test_san_steps_from_one_command_then_reused_and_checked(market_copy, tmp_pat
     img = build_image_transform(32, 16, MEAN, STD)(Image.open(images[0]).convert("RGB"))
     with torch.no_grad():
         expected = texture_to_uint8(pg.eval()(img[None]), MEAN, STD)[0]
-    np.testing.assert_array_equal(np.asarray(Image.open(textures[0])), expected)
+    # the written texture is SAN-PG's prediction: the step predicts batches, this one image alone, and batched and
+    # single convolutions round differently on some CPUs (AVX2 vs AVX-512 kernels), so a texel may sit one level off
+    written = np.asarray(Image.open(textures[0])).astype(int)
+    assert np.abs(written - expected.astype(int)).max() <= 1 and (written != expected).mean() < 0.01
     # step 4: SAN ran from that SAN-PG with those textures and pairs; its config.yaml says so
     cfg = read_config(osp.join(save_dir, "config.yaml"))
     assert (cfg.san.init_weights, cfg.dense.sidecar_root, cfg.san.pit_root) == (ckpt, tex_root, pit_root)

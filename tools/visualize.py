@@ -103,7 +103,8 @@ class TexturesCommand:
         model = build_texture_model(cfg, args.weights, verbose=False)
         paths = pick_images(args.dataset_dir, args.num)
         rows = texture_previews(model, paths, args.dataset_dir, height=cfg.data.height, width=cfg.data.width,
-                                norm_mean=cfg.data.norm_mean, norm_std=cfg.data.norm_std)
+                                norm_mean=cfg.data.norm_mean, norm_std=cfg.data.norm_std,
+                                texture_range=cfg.san.texture_range)
         save_texture_figure(args.out, rows["images"], rows["textures"], rows["renders"], rows["notes"],
                             titles=rows["names"], title=f"{cfg.model.name}: predicted full textures (SAN Fig. 6)")
         print(f"saved {args.out}")

@@ -10,7 +10,7 @@ import time
 
 from .job_dir import JOB_FILE, STDOUT_FILE, last_checkpoint, write_json
 
-__all__ = ["in_process_job", "subprocess_job", "worker_main"]
+__all__ = ["in_process_job", "subprocess_job", "worker_main", "machine_info"]
 
 _WORKER_RESULT = ".worker_result.json"
 
@@ -34,7 +34,7 @@ def in_process_job(spec):
     Returns:
         dict: ``metrics``, ``train_time_s`` (wall time of the whole launcher job: training and the
         final evaluation), ``cost`` (see :func:`~torchreid_dense.benchmark.cost.measure_cost`),
-        ``checkpoint``.
+        ``checkpoint``, ``machine`` (:func:`machine_info`).
     """
     from ..engine import launch
     from .cost import cost_from_config
@@ -49,7 +49,25 @@ def in_process_job(spec):
         "train_time_s": wall,
         "cost": cost,
         "checkpoint": last_checkpoint(spec["out_dir"]),
+        "machine": machine_info(),
     }
+
+
+def machine_info():
+    """What a CPU result's last digits depend on besides config, seed and data: the CPU model and the kernels torch
+    picks for it (AVX2 and AVX-512 kernels round differently), the torch thread count and the library versions."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return {"cpu": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
 
 
 def _tail(path, lines=25):

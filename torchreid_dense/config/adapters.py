@@ -43,6 +43,7 @@ def imagedata_kwargs(cfg):
             "sidecar_root": cfg.dense.sidecar_root,
             "max_missing": cfg.dense.max_missing,  # read by the data manager, not by the wrappers
             "texture_size": tuple(cfg.san.texture_size),  # the texture wrappers' target = the SA-Dec output
+            "texture_range": cfg.san.texture_range,  # the texture wrappers' target range ('normalized' or 'tanh')
         },
     }
 
@@ -74,6 +75,7 @@ def lr_scheduler_kwargs(cfg):
         "max_epoch": cfg.train.max_epoch,
         "warmup_epochs": cfg.train.warmup_epochs,
         "warmup_lr": cfg.train.warmup_lr,
+        "warmup_mode": cfg.train.warmup_mode,
     }
 
 

@@ -28,6 +28,9 @@ def add_train_config(cfg):
     """Plugin keys inside torchreid's ``train`` section (warm-up, AMP, checkpoints)."""
     cfg.train.warmup_epochs = 0  # epochs of linear LR warm-up (used by the warmup_* lr schedulers; 0 = none)
     cfg.train.warmup_lr = 8e-6  # learning rate at epoch 0 of the warm-up, rising linearly to train.lr (DSA-reID: 8e-6)
+    # how the warm-up rises: 'linear' or 'exponential' (x (lr / warmup_lr)^(1 / warmup_epochs) per epoch: the SAN
+    # authors' x1.259 over 20 epochs from 8e-6 to 8e-4)
+    cfg.train.warmup_mode = "linear"  # see above
     cfg.train.amp = ""  # mixed precision: '' (off), 'bf16' or 'fp16' autocast (fp16 with a grad scaler)
     cfg.train.channels_last = False  # use channels-last memory format for model and inputs
     cfg.train.checkpoint_every = 0  # also save a checkpoint every N iterations (0 = once per epoch only)
@@ -103,6 +106,22 @@ def add_san_config(cfg):
     cfg.san.pg_gamma = 0.1  # SAN-PG lr decay factor
     cfg.san.pg_warmup_epochs = 0  # SAN-PG warm-up epochs (with a warmup_* pg_lr_scheduler; from train.warmup_lr)
     cfg.san.id_head = "bnneck"  # ID classifier on f: 'bnneck' (BN then bias-free FC, Luo et al. 2019) or 'linear' (the paper's FC on f)
+    # --- the SAN authors' released recipe (docs/san_authors_code.md); defaults keep the paper's reading
+    cfg.san.decoder = "residual"  # SA-Dec: 'residual' (4 residual up-blocks after fe4, the paper) or 'unet' (+ skips from layer1-3)
+    cfg.san.tr_blocks = 3  # decoder blocks whose outputs L_TR compares (paper: the first 3; authors' code: all 4)
+    cfg.san.tr_pairing = "random"  # L_TR triplets: 'random' positive/negative per anchor, or 'offsets' (authors' code)
+    cfg.san.tr_anchor_reduction = "mean"  # L_TR over anchors: 'mean', or 'sum' (authors' code)
+    cfg.san.texture_range = "normalized"  # texture targets: 'normalized' like the image, or 'tanh' ([-1, 1], authors' code)
+    # what san.init_weights (SAN-PG) initialises: 'all' (SA-Enc + SA-Dec, the paper), 'encoder', or 'none' (SAN-PG only
+    # makes the pseudo textures; the authors' code starts from ImageNet and a fresh SA-Dec)
+    cfg.san.pg_init = "all"  # see above
+    # L_Rec + L_TR as a second optimisation step of each re-ID batch, with its own optimiser (authors' code); the first
+    # step is ID + triplet with the main optimiser
+    cfg.san.texture_step = False  # see above
+    cfg.san.texture_optim = "adam"  # its optimiser, over SA-Enc and SA-Dec
+    cfg.san.texture_lr = 1e-5  # its constant learning rate
+    cfg.san.texture_betas = [0.5, 0.999]  # its Adam betas
+    cfg.san.texture_weight_decay = 0.0  # its weight decay
     return cfg
 
 

@@ -3,7 +3,8 @@
 PIT pairs live in a SynthReID data-set directory: person images ``<ds_dir>/pit/*.jpg`` and their
 full textures at ``sidecar_path(ds_dir, image, 'textures')`` (``<ds_dir>/textures/pit/<stem>.png``).
 Images are read like torchreid's test transform (resize, to [0,1], normalise); no flip, since a
-mirrored image would belong to a mirrored (left/right swapped) texture.
+mirrored image would belong to a mirrored (left/right swapped) texture. Textures are targets of ``texture_range``
+(``san.texture_range``: normalised like the images, or [-1, 1] as the SAN authors').
 """
 import glob
 import os
@@ -15,7 +16,7 @@ from torch.utils.data import Dataset
 
 from .. import compat
 from ..dense.sidecar import sidecar_path
-from .texture_io import IMAGENET_MEAN, IMAGENET_STD, load_texture
+from .texture_io import IMAGENET_MEAN, IMAGENET_STD, check_texture_range, load_texture
 from .transforms import build_image_transform
 
 __all__ = ["PITDataset", "pit_group", "split_pit_by_texture", "PITDataManager", "pit_pairs_dir", "ensure_pit_pairs"]
@@ -37,16 +38,19 @@ class PITDataset(Dataset):
         ds_dir (str): data-set directory holding ``pit/`` and ``textures/pit/``.
         height, width (int): image size.
         texture_size (tuple): ``(Ht, Wt)`` of the texture tensors (the decoder's output size).
-        norm_mean, norm_std (sequence): normalisation of images and textures.
+        norm_mean, norm_std (sequence): normalisation of the images (and of the textures when ``'normalized'``).
         image_paths (list, optional): a subset of the pairs (defaults to all of ``pit/``).
+        texture_range (str): ``'normalized'`` or ``'tanh'`` (``x/127.5 - 1``, the SAN authors'), see
+            :func:`~torchreid_dense.data.texture_io.convert_texture_range`.
 
     Each sample is ``{'img': [3,H,W], 'texture': [3,Ht,Wt], 'texture_valid': [1,Ht,Wt] bool,
     'impath': str}``.
     """
 
     def __init__(self, ds_dir, height=256, width=128, texture_size=(240, 160),
-                 norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD, image_paths=None):
+                 norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD, image_paths=None, texture_range="normalized"):
         self.ds_dir = osp.abspath(os.fspath(ds_dir))
+        self.texture_range = check_texture_range(texture_range)
         self.texture_size = tuple(int(s) for s in texture_size)
         self.norm_mean = tuple(norm_mean)
         self.norm_std = tuple(norm_std)
@@ -81,7 +85,7 @@ class PITDataset(Dataset):
         path = self.image_paths[index]
         img = compat.read_image(path)  # a bad file raises ImageReadError naming it
         texture, valid = load_texture(self.texture_paths[index], self.texture_size,
-                                      self.norm_mean, self.norm_std)
+                                      self.norm_mean, self.norm_std, self.texture_range)
         return {"img": self.transform(img), "texture": texture, "texture_valid": valid, "impath": path}
 
 

@@ -50,7 +50,7 @@ def texture_targets(image_paths, dataset_dir, output_dir=None):
 
 def generate_textures(model, image_paths, dataset_dir, height=256, width=128, norm_mean=(0.485, 0.456, 0.406),
                       norm_std=(0.229, 0.224, 0.225), batch_size=64, overwrite=False, workers=0, progress=True,
-                      output_dir=None):
+                      output_dir=None, texture_range="normalized"):
     """Predict a pseudo full texture for every image and write it as its ``textures`` sidecar.
 
     Args:
@@ -65,6 +65,7 @@ def generate_textures(model, image_paths, dataset_dir, height=256, width=128, no
         progress (bool): show a tqdm progress bar.
         output_dir (str, optional): write the sidecar layout under this directory instead of
             ``dataset_dir`` (see :func:`texture_targets`).
+        texture_range (str): the range the model predicts in (``san.texture_range`` of its training).
 
     Returns:
         dict: ``images`` (total), ``written``, ``skipped`` (already there), ``texture_size`` ``(Ht, Wt)``,
@@ -86,7 +87,7 @@ def generate_textures(model, image_paths, dataset_dir, height=256, width=128, no
     try:
         with tqdm(total=len(todo), desc="textures", unit="img", disable=not progress) as bar:
             for imgs, index in loader:
-                pictures = texture_to_uint8(predict_textures(model, imgs), norm_mean, norm_std)
+                pictures = texture_to_uint8(predict_textures(model, imgs), norm_mean, norm_std, texture_range)
                 for k, picture in zip(index.tolist(), pictures):
                     save_png(targets[todo[k]], picture)
                 written += len(pictures)

@@ -8,7 +8,9 @@
 * ``--method fuse``: each training identity's visible texels fused through its IUV sidecars
   (:mod:`.texture_fusion`), no model;
 * images are read like torchreid's test transform (``data.height`` x ``data.width``, ``data.norm_mean``/``std``),
-  batched, on the GPU when ``use_gpu`` and there is one; the texture size is ``san.texture_size``;
+  batched, on the GPU when ``use_gpu`` and there is one; the texture size is ``san.texture_size``; predictions are
+  read back to pixels in the range the model was trained with, ``san.texture_range`` (normalised like the images, or
+  ``'tanh'``: [-1, 1] as the SAN authors', docs/san_authors_code.md §5);
 * resumable: images whose texture file exists are skipped unless ``--overwrite``; every PNG is written
   atomically, so an interrupted run leaves no half-written file.
 
@@ -21,7 +23,7 @@ from ..utils.cli import exit_status
 from .availability import DatasetNotFoundError
 from .build import build_dataset, dataset_images, dataset_kwargs
 from .pseudo_textures import generate_textures, texture_targets
-from .texture_io import texture_to_uint8
+from .texture_io import check_texture_range, texture_to_uint8
 from .texture_model import build_texture_model, predict_textures
 from .texture_previews import pick_images, texture_previews
 from .transforms import build_image_transform
@@ -102,6 +104,7 @@ def _sanpg_main(args, cfg, root):
     """``--method sanpg``: SAN-PG predictions for every image (the paper's pseudo ground truth)."""
     if not args.weights:
         raise ValueError("--method sanpg needs --weights (a SAN-PG checkpoint of step 1); or use --method fuse")
+    texture_range = check_texture_range(cfg.san.texture_range)  # the range SAN-PG was trained with
     model = build_texture_model(cfg, args.weights)
     device = "GPU" if next(model.parameters()).is_cuda else "CPU"
     if args.output_dir and len(args.dataset) > 1:
@@ -116,7 +119,7 @@ def _sanpg_main(args, cfg, root):
             model, paths, dataset.dataset_dir, height=cfg.data.height, width=cfg.data.width,
             norm_mean=cfg.data.norm_mean, norm_std=cfg.data.norm_std, batch_size=args.batch_size,
             overwrite=args.overwrite, workers=cfg.data.workers, progress=not args.no_progress,
-            output_dir=args.output_dir,
+            output_dir=args.output_dir, texture_range=texture_range,
         )
         print(f"=> {name}: {summary['written']} textures written, {summary['skipped']} skipped (already there; "
               f"--overwrite rewrites them), {summary['images']} images in all, under {summary['textures_dir']} "

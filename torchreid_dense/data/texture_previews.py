@@ -10,7 +10,7 @@ from .. import compat
 from ..dense.atlas import atlas_shape, render_from_atlas
 from ..dense.iuv import read_iuv
 from ..dense.sidecar import SIDECAR_KINDS, sidecar_path, sidecar_root
-from .texture_io import texture_to_uint8
+from .texture_io import check_texture_range, texture_to_uint8
 from .texture_model import predict_textures
 from .transforms import build_image_transform
 
@@ -30,22 +30,26 @@ def pick_images(dataset_dir, num):
 
 
 def texture_previews(model, image_paths, dataset_dir, height=256, width=128, norm_mean=(0.485, 0.456, 0.406),
-                     norm_std=(0.229, 0.224, 0.225), iuv_kinds=("densepose_gt", "densepose")):
+                     norm_std=(0.229, 0.224, 0.225), iuv_kinds=("densepose_gt", "densepose"),
+                     texture_range="normalized"):
     """What SAN's Fig. 6 shows, for a few images: inputs, predicted textures and their re-renderings.
 
     The texture is rendered back onto the body through the image's IUV sidecar (the first of
     ``iuv_kinds`` that exists) with :func:`~torchreid_dense.dense.atlas.render_from_atlas`; the
     background keeps the input, dimmed. That needs the texture in the DensePose atlas layout
-    (6N x 4N); otherwise, or without IUV, the re-rendering is None and ``notes`` says why.
+    (6N x 4N); otherwise, or without IUV, the re-rendering is None and ``notes`` says why. ``texture_range`` is
+    the range the model was trained with (``san.texture_range``), inverted by
+    :func:`~torchreid_dense.data.texture_io.texture_to_uint8`.
 
     Returns:
         dict of lists: ``images`` ``[H, W, 3]`` uint8, ``textures`` ``[Ht, Wt, 3]`` uint8, ``renders``
         (uint8 or None), ``notes`` (str or None), ``names`` (file names).
     """
+    check_texture_range(texture_range)
     transform = build_image_transform(height, width, norm_mean, norm_std)
     pil = [compat.read_image(p) for p in image_paths]
     imgs = torch.stack([transform(im) for im in pil])
-    textures = texture_to_uint8(predict_textures(model, imgs), norm_mean, norm_std)
+    textures = texture_to_uint8(predict_textures(model, imgs), norm_mean, norm_std, texture_range)
     th, tw = textures.shape[1:3]
     is_atlas = th >= 6 and atlas_shape(th // 6) == (th, tw)
     out = {"images": [np.asarray(im) for im in pil], "textures": list(textures), "renders": [], "notes": [],

@@ -53,7 +53,7 @@ class PITCycle:
 
 def build_pit_loader(ds_dir, height=256, width=128, texture_size=(240, 160), batch_size=32, workers=0,
                      norm_mean=IMAGENET_MEAN, norm_std=IMAGENET_STD, split="all", val_fraction=0.1,
-                     seed=0, shuffle=None, use_gpu=False):
+                     seed=0, shuffle=None, use_gpu=False, texture_range="normalized"):
     """A DataLoader of PIT pairs (Sec. 3.1) from ``<ds_dir>/pit/*.jpg`` and their texture sidecars.
 
     Args:
@@ -78,7 +78,8 @@ def build_pit_loader(ds_dir, height=256, width=128, texture_size=(240, 160), bat
         paths = train if split == "train" else val
         if not paths:
             raise ValueError(f"the '{split}' PIT split of '{ds_dir}' is empty (val_fraction={val_fraction})")
-    dataset = PITDataset(ds_dir, height, width, texture_size, norm_mean, norm_std, image_paths=paths)
+    dataset = PITDataset(ds_dir, height, width, texture_size, norm_mean, norm_std, image_paths=paths,
+                         texture_range=texture_range)
     training = split != "val"
     shuffle = training if shuffle is None else shuffle
     if not training:
@@ -124,4 +125,5 @@ def pit_loader_kwargs(cfg, model):
         norm_std=tuple(cfg.data.norm_std) or IMAGENET_STD,
         val_fraction=cfg.san.pit_val_fraction,
         seed=cfg.train.seed,
+        texture_range=cfg.san.texture_range,
     )

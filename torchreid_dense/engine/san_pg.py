@@ -6,6 +6,7 @@ from ..registry import ENGINES
 from ..utils.device import resolve_use_gpu, unwrap
 from .base import DenseEngine
 from .pit import build_pit_loader, pit_loader_kwargs, pit_root
+from ..data.texture_io import texture_norm
 from .texture_eval import evaluate_texture_l1
 
 __all__ = ["SANPGEngine"]
@@ -51,7 +52,8 @@ class SANPGEngine(DenseEngine):
                 train, val = build_pit_loader(root, split="all", use_gpu=use_gpu, **kwargs), None
             datamanager = PITDataManager(train, val, kwargs["height"], kwargs["width"])
         return cls(datamanager, model, optimizer, scheduler=scheduler, use_gpu=use_gpu,
-                   weight_rec=cfg.san.pit_weight_rec, norm_std=kwargs["norm_std"], **cls.dense_kwargs(cfg))
+                   weight_rec=cfg.san.pit_weight_rec, **cls.dense_kwargs(cfg),
+                   norm_std=texture_norm(kwargs["texture_range"], kwargs["norm_mean"], kwargs["norm_std"])[1])
 
     def forward_loss(self, data):
         imgs, target, valid = self.to_device(data["img"], data["texture"], data.get("texture_valid"))

@@ -128,6 +128,17 @@ _PG_SETTINGS = (
 )
 
 
+# settings that make a different SAN-PG only away from their defaults: recorded then (older step.json files stay valid)
+_PG_OPTIONAL = {"san.decoder": "residual", "san.texture_range": "normalized", "train.warmup_mode": "linear"}
+
+
+def _settings(cfg, pairs):
+    """``{user key: value}`` of ``pairs`` (user key, key in ``cfg``) plus the non-default :data:`_PG_OPTIONAL`."""
+    settings = {user: _lookup(cfg, key) for user, key in pairs}
+    settings.update({k: _lookup(cfg, k) for k, default in _PG_OPTIONAL.items() if _lookup(cfg, k) != default})
+    return settings
+
+
 def _lookup(cfg, key):
     node = cfg
     for part in key.split("."):
@@ -154,7 +165,7 @@ def _pg_step(cfg, info, pit_root, steps_dir, source):
         return None
     directory = osp.join(steps_dir, "san_pg")
     pg = san_pg_config(cfg, pit_root, directory, source)
-    settings = {user: _lookup(pg, key) for user, key in _PG_SETTINGS}
+    settings = _settings(pg, _PG_SETTINGS)
     final = osp.join(directory, "model", f"model.pth.tar-{cfg.san.pg_max_epoch}")
     record = claim_step(directory, "SAN-PG", settings)
     if record is not None and record.get("complete") and osp.isfile(final):
@@ -211,7 +222,8 @@ def _texture_step(cfg, dataset, name, weights, pit_root, steps_dir, source):
                 "model.name": pg.model.name, "data.height": cfg.data.height, "data.width": cfg.data.width,
                 "data.norm_mean": list(cfg.data.norm_mean), "data.norm_std": list(cfg.data.norm_std),
                 "san.texture_size": list(cfg.san.texture_size), "san.decoder_widths": list(cfg.san.decoder_widths),
-                "dataset": source, "dataset_dir": osp.abspath(dataset.dataset_dir)}
+                "dataset": source, "dataset_dir": osp.abspath(dataset.dataset_dir),
+                **_settings(pg, ())}
     record = claim_step(directory, "pseudo textures", settings)
     if record is not None and record.get("complete"):
         logger.info("SAN step 3/3, pseudo textures: reusing %s (predicted by the same SAN-PG)",
@@ -225,7 +237,8 @@ def _texture_step(cfg, dataset, name, weights, pit_root, steps_dir, source):
         model = build_texture_model(pg, weights, verbose=False)
         summary = generate_textures(model, paths, dataset.dataset_dir, height=cfg.data.height, width=cfg.data.width,
                                     norm_mean=cfg.data.norm_mean, norm_std=cfg.data.norm_std,
-                                    batch_size=cfg.test.batch_size, workers=cfg.data.workers, output_dir=directory)
+                                    batch_size=cfg.test.batch_size, workers=cfg.data.workers, output_dir=directory,
+                                    texture_range=pg.san.texture_range)
         logger.info("SAN step 3/3, pseudo textures: %d written, %d there already, in %.1f s", summary["written"],
                     summary["skipped"], summary["seconds"])
     finish_step(directory, "pseudo textures", settings, images=len(paths))

@@ -5,8 +5,8 @@ from ..registry import LOSSES
 from ..utils.distributed import all_gather_tensor, all_gather_with_grad
 from .hard_mine_triplet import BatchHardTripletLoss
 from .reconstruction import ReconstructionLoss
-from .terms import check_weights, id_criterion
-from .triplet_reid import TripletReIDConstraint
+from .terms import check_choice, check_weights, id_criterion
+from .triplet_reid import TR_ANCHOR_REDUCTIONS, TR_PAIRINGS, TripletReIDConstraint
 
 __all__ = ["SANLoss"]
 
@@ -27,7 +27,8 @@ class SANLoss(nn.Module):
     vectorised :class:`BatchHardTripletLoss` on ``f``, ``L_Rec`` :class:`ReconstructionLoss` on the texture and
     ``L_TR`` :class:`TripletReIDConstraint` on each of ``outputs['dec_feats']`` (the first three
     SA-Dec blocks), averaged over the blocks (``tr_reduction='mean'``, so ``w_tr`` weighs one
-    triplet-sized term) or summed (``'sum'``).
+    triplet-sized term) or summed (``'sum'``). The SAN authors' L_TR (docs/san_authors_code.md §4) is
+    ``tr_pairing='offsets', tr_anchor_reduction='sum', tr_reduction='sum', tr_normalize='all'`` on all four blocks.
 
     Args:
         num_classes (int): training identities.
@@ -35,7 +36,11 @@ class SANLoss(nn.Module):
         pit_weight_rec (float): reconstruction weight of PIT batches.
         margin (float): batch-hard triplet margin on f.
         tr_margin (float): Triplet ReID constraint margin.
-        tr_reduction (str): ``'mean'`` or ``'sum'`` over the decoder blocks.
+        tr_reduction (str): ``'mean'`` or ``'sum'`` over the decoder blocks (``san.tr_reduction``).
+        tr_pairing (str): ``'random'`` (the paper) or ``'offsets'`` (the authors' fixed triplets; P x K batches in
+            identity order): see :class:`TripletReIDConstraint` (``san.tr_pairing``).
+        tr_anchor_reduction (str): ``'mean'`` or ``'sum'`` (the authors') over the anchors of a block
+            (``san.tr_anchor_reduction``).
         tr_normalize (str): ``'all'`` (default; the authors' code's MSE) or ``'spatial'`` (Eq. 1 as printed):
             see :class:`TripletReIDConstraint`.
         label_smooth (bool): label smoothing of the ID loss.
@@ -55,6 +60,8 @@ class SANLoss(nn.Module):
         tr_margin=0.3,
         tr_reduction="mean",
         tr_normalize="all",
+        tr_pairing="random",
+        tr_anchor_reduction="mean",
         label_smooth=True,
         use_gpu=False,
         generator=None,
@@ -62,22 +69,25 @@ class SANLoss(nn.Module):
         super().__init__()
         weights = check_weights("SAN", weight_id=weight_id, weight_triplet=weight_triplet, weight_rec=weight_rec,
                                 weight_tr=weight_tr, pit_weight_rec=pit_weight_rec)
-        if tr_reduction not in _TR_REDUCTIONS:
-            raise ValueError(f"tr_reduction must be one of {_TR_REDUCTIONS}; got '{tr_reduction}'")
+        check_choice("SAN", "tr_reduction", tr_reduction, _TR_REDUCTIONS, "san.tr_reduction")
+        check_choice("SAN", "tr_pairing", tr_pairing, TR_PAIRINGS, "san.tr_pairing")
+        check_choice("SAN", "tr_anchor_reduction", tr_anchor_reduction, TR_ANCHOR_REDUCTIONS, "san.tr_anchor_reduction")
         self.weight_id, self.weight_triplet, self.weight_rec, self.weight_tr, self.pit_weight_rec = weights.values()
         self.tr_reduction = tr_reduction
         self.criterion_id = id_criterion(num_classes, label_smooth, use_gpu)
         self.criterion_triplet = BatchHardTripletLoss(margin=margin)
         self.criterion_rec = ReconstructionLoss()
-        self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator, normalize=tr_normalize)
+        self.criterion_tr = TripletReIDConstraint(margin=tr_margin, generator=generator, normalize=tr_normalize,
+                                                  pairing=tr_pairing, anchor_reduction=tr_anchor_reduction)
 
     def tr_loss(self, dec_feats, pids):
         """L_TR over the given decoder feature maps, reduced by ``tr_reduction``.
 
         Under DDP the maps are gathered from every rank (with gradient), so ``pids`` must be the
-        global batch's (``all_gather_tensor`` of the local ones); without DDP both are the local batch.
+        global batch's (``all_gather_tensor`` of the local ones); without DDP both are the local batch. Block ``b``
+        of ``dec_feats`` (0-based) gets the ``'offsets'`` pairing's triplets of block ``b``.
         """
-        terms = [self.criterion_tr(all_gather_with_grad(f.float()), pids) for f in dec_feats]
+        terms = [self.criterion_tr(all_gather_with_grad(f.float()), pids, block=b) for b, f in enumerate(dec_feats)]
         total = sum(terms[1:], terms[0])
         return total / len(terms) if self.tr_reduction == "mean" else total
 

@@ -1,7 +1,7 @@
 """What the combined criteria (DSA-reID's :class:`DSALoss`, SAN's :class:`SANLoss`) build their terms from."""
 from .. import compat
 
-__all__ = ["check_weights", "id_criterion"]
+__all__ = ["check_weights", "check_choice", "id_criterion"]
 
 
 def check_weights(loss_name, **weights):
@@ -10,6 +10,14 @@ def check_weights(loss_name, **weights):
     if negative:
         raise ValueError(f"{loss_name} loss weights must be >= 0; got {negative}")
     return {k: float(v) for k, v in weights.items()}
+
+
+def check_choice(loss_name, name, value, choices, key):
+    """``value`` if one of ``choices``; else a ValueError naming ``loss_name``, the argument and its config ``key``."""
+    if value not in choices:
+        raise ValueError(f"{loss_name} loss: {name} must be one of {tuple(choices)}; got {value!r} (set the config "
+                         f"key {key} to one of them)")
+    return value
 
 
 def id_criterion(num_classes, label_smooth=True, use_gpu=False):

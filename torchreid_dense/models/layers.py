@@ -17,7 +17,9 @@ __all__ = [
     "GroupedLinear",
     "TwoFCClassifier",
     "BNNeckClassifier",
+    "FCEmbedding",
     "init_conv_bn",
+    "init_xavier_conv_bn",
 ]
 
 
@@ -143,6 +145,19 @@ def init_conv_bn(module):
             nn.init.zeros_(m.bias)
 
 
+def init_xavier_conv_bn(module, gain=0.02):
+    """The SAN authors' decoder init (docs/san_authors_code.md §3.3): Xavier-normal convs at ``gain`` with zero bias,
+    BN weight N(1, ``gain``) and bias 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_normal_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
 class GroupedLinear(nn.Module):
     """G independent linear layers applied as one batched matmul: ``[B, G, in] -> [B, G, out]``.
 
@@ -235,3 +250,25 @@ class BNNeckClassifier(nn.Module):
 
     def forward(self, x):
         return self.fc(self.bn(x))
+
+
+class FCEmbedding(nn.Module):
+    """FC -> BN1d -> ReLU on the pooled feature, no dropout: torchreid's ``resnet50_fc512`` head as the SAN authors
+    use it (docs/san_authors_code.md §3.1). FC weights N(0, 0.01) with zero bias, BN weight 1 and bias 0.
+
+    Input ``[B, in_features]``, output ``[B, out_features]`` (non-negative, post-ReLU).
+    """
+
+    def __init__(self, in_features, out_features=512):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.fc = nn.Linear(in_features, out_features)
+        self.bn = nn.BatchNorm1d(out_features)
+        self.relu = nn.ReLU(inplace=True)
+        nn.init.normal_(self.fc.weight, 0.0, 0.01)
+        nn.init.zeros_(self.fc.bias)
+        nn.init.ones_(self.bn.weight)
+        nn.init.zeros_(self.bn.bias)
+
+    def forward(self, x):
+        return self.relu(self.bn(self.fc(x)))

@@ -5,50 +5,56 @@ Forward contract (all models built here):
 * ``san`` / ``san_r18`` (``reid_head=True``):
     - eval mode: ``model(imgs)`` -> ``f`` ``[B, 2048]`` (``[B, 512]`` for ResNet-18), the globally
       average-pooled ``fe4``; the decoder and the classifier are not run, so inference costs
-      exactly the baseline ResNet (last stride 1).
+      exactly the baseline ResNet (last stride 1). With ``id_head='fc512'`` (the SAN authors' code) the
+      feature is ``v = ReLU(BN(FC(f)))`` ``[B, 512]`` instead, and the FC head is part of inference.
     - training mode: ``model(imgs)`` -> ``dict`` with ``logits`` ``[B, num_classes]``,
-      ``feature`` (``f``), ``dec_feats`` (list of the outputs of the first three SA-Dec blocks)
-      and ``texture`` ``[B, 3, Ht, Wt]`` (the predicted texture, see below).
+      ``feature`` (``f``, or ``v`` with ``fc512``), ``dec_feats`` (list of the outputs of the first
+      ``num_tr_blocks`` SA-Dec blocks, 3 by default) and ``texture`` ``[B, 3, Ht, Wt]`` (the predicted
+      texture, see below).
 * ``san_pg`` / ``san_pg_r18`` (``reid_head=False``, Sec. 3.1 SAN-PG): ``model(imgs)`` ->
   ``texture`` ``[B, 3, Ht, Wt]`` in both modes (no classifier exists).
 * Any of them: ``model.predict_texture(imgs)`` (or ``model(imgs, texture_only=True)``, which keeps DDP's
   gradient hooks) -> texture, whatever the mode;
-  ``model.inference_module()`` -> the encoder path only (imgs -> ``f``), sharing parameters.
+  ``model.inference_module()`` -> the test path only (imgs -> the test feature), sharing parameters.
+
+SA-Dec is ``'residual'`` (the paper's reading) or ``'unet'`` (the authors' released decoder, which also reads the
+encoder's layer1..3 maps): see :mod:`torchreid_dense.models.san_decoder`.
 
 The texture is predicted in the normalised image space (targets are normalised like the
 image, ``(x/255 - mean)/std``), with no final activation: un-normalise with the data mean/std
 to get pixels. ``(Ht, Wt)`` is the configured ``texture_size``.
 """
-import math
-
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..registry import MODELS
 from ..utils.checkpoint import read_model_state
-from .layers import BNNeckClassifier, init_conv_bn
+from .layers import BNNeckClassifier, FCEmbedding, init_conv_bn
 from .pretrained import imagenet_resnet
+from .san_decoder import DEFAULT_TEXTURE_SIZE, ResidualUpBlock, SADecoder, UNetSADecoder
 
 __all__ = [
     "SAEncoder",
     "SADecoder",
+    "UNetSADecoder",
     "ResidualUpBlock",
     "SAN",
     "build_san",
     "load_san_pg_weights",
     "san_cfg_kwargs",
     "ID_HEADS",
+    "DECODERS",
     "san",
     "san_r18",
     "san_pg",
     "san_pg_r18",
 ]
 
-# backbone name -> (torchvision constructor name, fe4 channels, default SA-Dec widths: channels halve as the resolution doubles, sized so the
-#                   decoder has about 1/3 of the encoder's parameters (r50: 0.316, r18: 0.317))
+# backbone name -> (torchvision constructor name, fe4 channels, default residual SA-Dec widths, layer1..3 channels).
+# The residual widths halve as the resolution doubles, sized so the decoder has about 1/3 of the encoder's
+# parameters (r50: 0.316, r18: 0.317); the layer1..3 channels feed the U-Net SA-Dec's skips.
 _BACKBONES = {
-    "resnet18": ("resnet18", 512, (320, 160, 80, 40)),
-    "resnet50": ("resnet50", 2048, (288, 144, 72, 36)),
+    "resnet18": ("resnet18", 512, (320, 160, 80, 40), (64, 128, 256)),
+    "resnet50": ("resnet50", 2048, (288, 144, 72, 36), (256, 512, 1024)),
 }
 
 
@@ -60,11 +66,50 @@ def _linear_classifier(in_features, num_classes):
     return fc
 
 
-# id_head -> classifier on f. 'bnneck' is the default: with 'linear' the ID loss of a from-scratch SA-Enc stays
-# at ln(#ids) (the triplet loss on the same un-normalised f dominates it); the BN lets both losses train.
-ID_HEADS = {"bnneck": BNNeckClassifier, "linear": _linear_classifier}
+def _bnneck_head(in_features, num_classes):
+    """No embedding; BNNeck classifier on f (Luo et al. 2019)."""
+    return nn.Identity(), BNNeckClassifier(in_features, num_classes)
 
-DEFAULT_TEXTURE_SIZE = (240, 160)  # DensePose atlas 6N x 4N with tile N = 40 (about 256 high)
+
+def _linear_head(in_features, num_classes):
+    """No embedding; the paper's FC classifier on f (Sec. 3.2)."""
+    return nn.Identity(), _linear_classifier(in_features, num_classes)
+
+
+def _fc512_head(in_features, num_classes):
+    """The SAN authors' ``resnet50_fc512``: FC -> 512 + BN1d + ReLU on f, then an FC classifier at N(0, 0.01) on
+    the 512-d ``v`` (SAN authors' code, docs/san_authors_code.md §3.1)."""
+    embedding = FCEmbedding(in_features, 512)
+    return embedding, _linear_classifier(embedding.out_features, num_classes)
+
+
+# id_head -> (embedding on f, classifier on the embedding). 'bnneck' is the default: with 'linear' the ID loss of a
+# from-scratch SA-Enc stays at ln(#ids) (the triplet loss on the same un-normalised f dominates it); the BN lets
+# both losses train. 'fc512' is the SAN authors' code: the triplet loss and the test use the 512-d v.
+ID_HEADS = {"bnneck": _bnneck_head, "linear": _linear_head, "fc512": _fc512_head}
+
+
+def _residual_decoder(backbone, texture_size, widths):
+    """The paper's SA-Dec (Sec. 3.2) at the backbone's default widths unless ``widths`` are given."""
+    spec = _BACKBONES[backbone]
+    return SADecoder(spec[1], texture_size, spec[2] if widths is None else widths)
+
+
+def _unet_decoder(backbone, texture_size, widths):
+    """The SAN authors' SA-Dec (docs/san_authors_code.md §3.3) at their widths, scaled to the backbone."""
+    if widths is not None:
+        raise ValueError(
+            f"decoder_widths={tuple(widths)} applies to the residual SA-Dec only; the 'unet' SA-Dec has the "
+            "authors' widths scaled to the backbone: leave san.decoder_widths [] (or set san.decoder residual)"
+        )
+    spec = _BACKBONES[backbone]
+    return UNetSADecoder(spec[1], spec[3], texture_size)
+
+
+# san.decoder -> SA-Dec builder (backbone, texture_size, widths or None)
+DECODERS = {"residual": _residual_decoder, "unet": _unet_decoder}
+
+TR_BLOCKS = (1, 2, 3, 4)  # SA-Dec has 4 blocks; L_TR reads the first N
 
 
 def _torchvision_resnet(backbone, pretrained):
@@ -95,10 +140,15 @@ class SAEncoder(nn.Module):
         self.global_avgpool = nn.AdaptiveAvgPool2d(1)
         self.feature_dim = _BACKBONES[backbone][1]
 
-    def featuremaps(self, x):
-        """Input images ``[B,3,H,W]`` -> fe4 ``[B, C, H/16, W/16]``."""
+    def featuremaps(self, x, return_skips=False):
+        """Input images ``[B,3,H,W]`` -> fe4 ``[B, C, H/16, W/16]``; with ``return_skips``, ``(fe4, (layer1,
+        layer2, layer3))`` at strides 4, 8, 16 (the maps the SAN authors' U-Net SA-Dec adds, resnet.py:195-204)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x1 = self.layer1(x)
+        x2 = self.layer2(x1)
+        x3 = self.layer3(x2)
+        fe4 = self.layer4(x3)
+        return (fe4, (x1, x2, x3)) if return_skips else fe4
 
     def pool(self, fe4):
         """fe4 -> the re-ID feature f ``[B, C]`` (global average pooling)."""
@@ -108,76 +158,16 @@ class SAEncoder(nn.Module):
         return self.pool(self.featuremaps(x))
 
 
-class ResidualUpBlock(nn.Module):
-    """One SA-Dec residual up-sampling block (Sec. 4.2): x2 up, conv-bn-relu-conv-bn + 1x1 skip, ReLU."""
-
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.skip = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
-        )
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        x = self.up(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self.skip(x))
-
-
-class SADecoder(nn.Module):
-    """SA-Dec (Sec. 3.2): 4 residual up-sampling blocks from fe4 to the texture, plus a 3x3 conv to RGB.
-
-    The input fe4 is resized (bilinear) to ``(ceil(Ht/16), ceil(Wt/16))`` when its grid differs, so
-    the four x2 blocks reach at least ``(Ht, Wt)``; the prediction is resized (bilinear) to exactly
-    ``(Ht, Wt)`` when 16 does not divide the texture size.
-
-    Args:
-        in_channels (int): channels of fe4.
-        texture_size (tuple): ``(Ht, Wt)`` of the predicted texture.
-        widths (tuple): output channels of the 4 blocks.
-    """
-
-    def __init__(self, in_channels, texture_size=DEFAULT_TEXTURE_SIZE, widths=(288, 144, 72, 36)):
-        super().__init__()
-        widths = tuple(int(w) for w in widths)
-        if len(widths) != 4:
-            raise ValueError(f"SA-Dec has 4 residual up-sampling blocks; got decoder_widths={widths}")
-        self.texture_size = _check_size(texture_size)
-        chans = (in_channels,) + widths
-        self.blocks = nn.ModuleList(ResidualUpBlock(chans[i], chans[i + 1]) for i in range(4))
-        self.to_texture = nn.Conv2d(widths[-1], 3, 3, padding=1)
-        self.input_size = tuple(math.ceil(s / 16) for s in self.texture_size)
-
-    def forward(self, fe4):
-        """fe4 ``[B,C,h,w]`` -> (texture ``[B,3,Ht,Wt]``, list of the 4 block outputs)."""
-        x = fe4
-        if tuple(x.shape[-2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
-        feats = []
-        for block in self.blocks:
-            x = block(x)
-            feats.append(x)
-        texture = self.to_texture(x)
-        if tuple(texture.shape[-2:]) != self.texture_size:
-            texture = F.interpolate(texture, size=self.texture_size, mode="bilinear", align_corners=False)
-        return texture, feats
-
-
 class _InferencePath(nn.Module):
-    """The encoder path of a SAN (imgs -> f): what runs at test time, nothing else."""
+    """The test path of a SAN (imgs -> f, or the fc512 head's v): what runs at test time, nothing else."""
 
-    def __init__(self, encoder):
+    def __init__(self, encoder, embedding):
         super().__init__()
         self.encoder = encoder
+        self.embedding = embedding
 
     def forward(self, x):
-        return self.encoder(x)
+        return self.embedding(self.encoder(x))
 
 
 class SAN(nn.Module):
@@ -190,13 +180,16 @@ class SAN(nn.Module):
         backbone (str): encoder backbone.
         pretrained (bool): ImageNet initialisation of the encoder.
         texture_size (tuple): ``(Ht, Wt)`` of the predicted texture.
-        decoder_widths (tuple, optional): channels of the 4 SA-Dec blocks (None: the backbone's
-            default, about 1/3 of the encoder's parameters).
+        decoder_widths (tuple, optional): channels of the 4 residual SA-Dec blocks (None: the backbone's
+            default, about 1/3 of the encoder's parameters); the ``'unet'`` SA-Dec takes none.
         with_decoder (bool): build SA-Dec (False gives the plain baseline, last stride 1).
         reid_head (bool): build the ID classifier; False gives SAN-PG (texture only).
-        num_tr_blocks (int): how many leading decoder block outputs go into ``dec_feats``.
-        id_head (str): ID classifier on f: ``'bnneck'`` (BN + bias-free FC; the triplet loss stays on f)
-            or ``'linear'`` (the paper's FC on f). Not run at inference: the test feature is f either way.
+        num_tr_blocks (int): how many leading decoder block outputs go into ``dec_feats`` (1..4).
+        id_head (str): head on f: ``'bnneck'`` (BN + bias-free FC; the triplet loss stays on f),
+            ``'linear'`` (the paper's FC on f) or ``'fc512'`` (the authors' FC 512 + BN + ReLU, then an FC
+            classifier; the triplet loss and the test use the 512-d output). The classifier never runs at
+            inference; only ``fc512`` adds its FC head to the test path.
+        decoder (str): SA-Dec kind, ``'residual'`` (the paper's reading) or ``'unet'`` (the authors' code).
     """
 
     def __init__(
@@ -210,41 +203,53 @@ class SAN(nn.Module):
         reid_head=True,
         num_tr_blocks=3,
         id_head="bnneck",
+        decoder="residual",
     ):
         super().__init__()
         if id_head not in ID_HEADS:
             raise KeyError(f"unknown SAN id_head '{id_head}'; choose one of {sorted(ID_HEADS)}")
+        if decoder not in DECODERS:
+            raise KeyError(f"unknown SAN decoder '{decoder}'; choose one of {sorted(DECODERS)}")
+        if num_tr_blocks not in TR_BLOCKS:
+            raise ValueError(f"num_tr_blocks must be one of {TR_BLOCKS} (SA-Dec has 4 blocks); got {num_tr_blocks}")
         if not (with_decoder or reid_head):
             raise ValueError("a SAN needs the decoder, the re-ID head, or both")
         self.encoder = SAEncoder(backbone, pretrained=pretrained)
-        self.feature_dim = self.encoder.feature_dim
         self.reid_head = reid_head
         self.id_head = id_head
-        self.classifier = ID_HEADS[id_head](self.feature_dim, num_classes) if reid_head else None
-        if decoder_widths is None:
-            decoder_widths = _BACKBONES[backbone][2]
-        self.decoder = (
-            SADecoder(self.feature_dim, texture_size, decoder_widths) if with_decoder else None
+        self.embedding, self.classifier = (
+            ID_HEADS[id_head](self.encoder.feature_dim, num_classes) if reid_head else (nn.Identity(), None)
         )
+        self.feature_dim = getattr(self.embedding, "out_features", self.encoder.feature_dim)
+        self.decoder_kind = decoder
+        self.decoder = DECODERS[decoder](backbone, texture_size, decoder_widths) if with_decoder else None
         self.texture_size = self.decoder.texture_size if with_decoder else None
         self.num_tr_blocks = int(num_tr_blocks)
         self._init_new_layers()
 
     def _init_new_layers(self):
-        """Kaiming init of SA-Dec (the classifier initialises itself)."""
-        if self.decoder is not None:
+        """Kaiming init of the residual SA-Dec (the U-Net SA-Dec, the heads and the classifier initialise
+        themselves)."""
+        if self.decoder is not None and not self.decoder.uses_skips:
             init_conv_bn(self.decoder)
+
+    def _encode(self, imgs):
+        """fe4 and the maps SA-Dec adds besides it: layer1..3 for the U-Net SA-Dec, none otherwise."""
+        if self.decoder is not None and self.decoder.uses_skips:
+            return self.encoder.featuremaps(imgs, return_skips=True)
+        return self.encoder.featuremaps(imgs), ()
 
     def predict_texture(self, imgs):
         """Images -> predicted texture ``[B,3,Ht,Wt]`` (normalised image space), in any mode."""
         if self.decoder is None:
             raise RuntimeError("this SAN was built with with_decoder=False and cannot predict textures")
-        texture, _ = self.decoder(self.encoder.featuremaps(imgs))
+        fe4, skips = self._encode(imgs)
+        texture, _ = self.decoder(fe4, *skips)
         return texture
 
     def inference_module(self):
-        """The encoder path only (imgs -> f), sharing this model's parameters."""
-        return _InferencePath(self.encoder)
+        """The test path only (imgs -> f, or v with ``fc512``), sharing this model's parameters."""
+        return _InferencePath(self.encoder, self.embedding)
 
     def forward(self, imgs, texture_only=False, with_texture=True):
         """See the module docstring; ``texture_only`` runs SA-Enc + SA-Dec alone (PIT batches: the ID head,
@@ -252,23 +257,16 @@ class SAN(nn.Module):
         training forward (``logits`` and ``feature`` only: a re-ID batch whose L_Rec and L_TR are off)."""
         if texture_only or not self.reid_head:
             return self.predict_texture(imgs)
-        fe4 = self.encoder.featuremaps(imgs)
-        f = self.encoder.pool(fe4)
+        fe4, skips = self._encode(imgs)
+        f = self.embedding(self.encoder.pool(fe4))
         if not self.training:
             return f
         out = {"logits": self.classifier(f), "feature": f}
         if self.decoder is not None and with_texture:
-            texture, feats = self.decoder(fe4)
+            texture, feats = self.decoder(fe4, *skips)
             out["dec_feats"] = feats[: self.num_tr_blocks]
             out["texture"] = texture
         return out
-
-
-def _check_size(size):
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"texture_size must be (height, width) with positive values; got {size}")
-    return size
 
 
 def build_san(num_classes, backbone="resnet50", pretrained=True, **options):
@@ -278,7 +276,7 @@ def build_san(num_classes, backbone="resnet50", pretrained=True, **options):
     return SAN(num_classes, backbone=backbone, pretrained=pretrained, **options)
 
 
-_SAN_KWARGS = ("texture_size", "decoder_widths", "with_decoder", "num_tr_blocks", "id_head")
+_SAN_KWARGS = ("texture_size", "decoder_widths", "with_decoder", "num_tr_blocks", "id_head", "decoder")
 
 
 def _san_kwargs(kwargs, model_name):
@@ -288,9 +286,18 @@ def _san_kwargs(kwargs, model_name):
     return kwargs
 
 
+def _cfg_choice(value, choices, key):
+    """``value`` if it is one of ``choices``, else a ValueError naming the config key and the choices."""
+    if value not in choices:
+        raise ValueError(f"{key} '{value}' is not known; set it to one of {list(choices)}")
+    return value
+
+
 def san_cfg_kwargs(cfg):
-    """Model keyword arguments from the config: ``san.texture_size`` ([H, W]) and ``san.decoder_widths``
-    ([] = the backbone's default), each optional."""
+    """Model keyword arguments from the config, each optional: ``san.texture_size`` ([H, W]), ``san.decoder_widths``
+    ([] = the backbone's default), ``san.id_head``, ``san.decoder`` (-> ``decoder``) and ``san.tr_blocks``
+    (-> ``num_tr_blocks``). The last two are left out at the model's defaults ('residual', 3), so a default config
+    builds what torchreid's ``build_model`` builds; an unknown value raises a ValueError naming the key."""
     san_cfg = getattr(cfg, "san", None)
     kwargs = {}
     size = getattr(san_cfg, "texture_size", None)
@@ -301,12 +308,19 @@ def san_cfg_kwargs(cfg):
         kwargs["decoder_widths"] = tuple(widths)
     id_head = getattr(san_cfg, "id_head", None)
     if id_head:
-        kwargs["id_head"] = id_head
+        kwargs["id_head"] = _cfg_choice(id_head, ID_HEADS, "san.id_head")
+    decoder = getattr(san_cfg, "decoder", None)
+    if decoder and _cfg_choice(decoder, DECODERS, "san.decoder") != "residual":
+        kwargs["decoder"] = decoder
+    tr_blocks = getattr(san_cfg, "tr_blocks", None)
+    if tr_blocks is not None and _cfg_choice(tr_blocks, TR_BLOCKS, "san.tr_blocks") != 3:
+        kwargs["num_tr_blocks"] = int(tr_blocks)
     return kwargs
 
 
 def _build_san_pg(num_classes, backbone, pretrained, kwargs):
-    """A SAN-PG: SA-Enc + SA-Dec, no classifier (so ``with_decoder`` and ``id_head`` are ignored)."""
+    """A SAN-PG: SA-Enc + SA-Dec, no classifier (so ``with_decoder`` and ``id_head`` are ignored); ``decoder``
+    builds the same SA-Dec kind as the SAN it initialises."""
     kwargs = {k: v for k, v in kwargs.items() if k not in ("with_decoder", "id_head")}
     return build_san(num_classes, backbone, pretrained, reid_head=False, **kwargs)
 
@@ -335,15 +349,18 @@ def san_pg_r18(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **k
     return _build_san_pg(num_classes, "resnet18", pretrained, _san_kwargs(kwargs, "san_pg_r18"))
 
 
-def load_san_pg_weights(san_model, path, verbose=True):
-    """Step 2 initialisation (Sec. 3.2): copy SA-Enc + SA-Dec weights of a SAN-PG checkpoint.
+def load_san_pg_weights(san_model, path, decoder=True, verbose=True):
+    """Step 2 initialisation (Sec. 3.2): copy SA-Enc (+ SA-Dec) weights of a SAN-PG checkpoint.
 
-    Every ``encoder.*`` and ``decoder.*`` entry of ``san_model`` must be present in the
-    checkpoint with the same shape; the classifier keeps its initialisation.
+    Every ``encoder.*`` entry (and, with ``decoder``, every ``decoder.*`` entry) of ``san_model`` must be
+    present in the checkpoint with the same shape; the heads keep their initialisation.
 
     Args:
         san_model (SAN): the model to initialise (may be wrapped in DataParallel).
         path (str): a checkpoint file (torchreid's ``{'state_dict': ...}`` or a bare state dict).
+        decoder (bool): also copy SA-Dec; False copies the encoder only and SA-Dec keeps its own init
+            (``san.init_decoder False``: the SAN authors' code starts its decoder from scratch).
+        verbose (bool): print a one-line summary.
 
     Returns:
         dict with ``loaded`` (keys copied), ``kept`` (model keys left as they were) and
@@ -352,30 +369,34 @@ def load_san_pg_weights(san_model, path, verbose=True):
     model = getattr(san_model, "module", san_model)
     source = read_model_state(path, "SAN-PG checkpoint", "; train san_pg first (step 1)")[1]
     target = model.state_dict()
-    wanted = [k for k in target if k.startswith(("encoder.", "decoder."))]
+    prefixes = ("encoder.", "decoder.") if decoder else ("encoder.",)
+    parts = "SA-Enc/SA-Dec" if decoder else "SA-Enc"
+    wanted = [k for k in target if k.startswith(prefixes)]
     missing = [k for k in wanted if k not in source]
     if missing:
         raise KeyError(
-            f"'{path}' lacks {len(missing)} SA-Enc/SA-Dec entries of the model (first: {missing[:3]}); "
-            "is it a san_pg checkpoint of the same backbone?"
+            f"'{path}' lacks {len(missing)} {parts} entries of the model (first: {missing[:3]}); "
+            "is it a san_pg checkpoint of the same backbone and san.decoder?"
         )
     bad = [f"{k}: checkpoint {tuple(source[k].shape)} vs model {tuple(target[k].shape)}"
            for k in wanted if source[k].shape != target[k].shape]
     if bad:
         raise ValueError(
             f"'{path}' does not fit this SAN ({len(bad)} shape mismatches, e.g. {bad[:3]}); check "
-            "backbone, decoder_widths and texture_size against the san_pg run"
+            "backbone, san.decoder, decoder_widths and texture_size against the san_pg run"
         )
     model.load_state_dict({k: source[k] for k in wanted}, strict=False)
+    wanted_set = set(wanted)
     report = {
         "loaded": wanted,
-        "kept": [k for k in target if k not in set(wanted)],
-        "ignored": [k for k in source if k not in target or not k.startswith(("encoder.", "decoder."))],
+        "kept": [k for k in target if k not in wanted_set],
+        "ignored": [k for k in source if k not in wanted_set],
     }
     if verbose:
+        kept = ", ".join(sorted({k.split(".")[0] for k in report["kept"]})) or "-"
         print(
             f"=> SAN-PG weights from '{path}': {len(report['loaded'])} entries loaded "
-            f"(encoder + decoder), {len(report['kept'])} kept ({', '.join(sorted({k.split('.')[0] for k in report['kept']})) or '-'}), "
+            f"({'encoder + decoder' if decoder else 'encoder only'}), {len(report['kept'])} kept ({kept}), "
             f"{len(report['ignored'])} ignored"
         )
     return report

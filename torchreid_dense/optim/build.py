@@ -20,7 +20,7 @@ def build_optimizer(model, **optimizer_kwargs):
 
 
 def build_lr_scheduler(optimizer, lr_scheduler="single_step", stepsize=(20,), gamma=0.1,
-                       max_epoch=1, warmup_epochs=0, warmup_lr=8e-6):
+                       max_epoch=1, warmup_epochs=0, warmup_lr=8e-6, warmup_mode="linear"):
     """Scheduler named ``lr_scheduler`` in :data:`SCHEDULERS`, stepped once per epoch.
 
     Args:
@@ -31,8 +31,9 @@ def build_lr_scheduler(optimizer, lr_scheduler="single_step", stepsize=(20,), ga
             milestone epochs (``*multi_step``).
         gamma (float): decay factor.
         max_epoch (int): training length (``cosine``).
-        warmup_epochs (int): linear warm-up epochs; only the ``warmup_*`` schedulers use it.
+        warmup_epochs (int): warm-up epochs; only the ``warmup_*`` schedulers use it.
         warmup_lr (float): learning rate at epoch 0 of the warm-up.
+        warmup_mode (str): ``'linear'`` or ``'exponential'`` rise (``warmup_*`` schedulers).
     """
     builder = SCHEDULERS.get(lr_scheduler)
     if warmup_epochs and not SCHEDULERS.meta(lr_scheduler).get("warmup", False):
@@ -48,6 +49,7 @@ def build_lr_scheduler(optimizer, lr_scheduler="single_step", stepsize=(20,), ga
         max_epoch=max_epoch,
         warmup_epochs=warmup_epochs,
         warmup_lr=warmup_lr,
+        **({"warmup_mode": warmup_mode} if SCHEDULERS.meta(lr_scheduler).get("warmup", False) else {}),
     )
 
 
@@ -78,14 +80,14 @@ for _name, _pick in (
 
 
 @SCHEDULERS.register("warmup_single_step", warmup=True)
-def warmup_single_step(optimizer, stepsize, gamma, max_epoch, warmup_epochs, warmup_lr):
-    """Linear warm-up, then x``gamma`` every ``stepsize[-1]`` epochs (DSA-reID Sec. 4.2)."""
+def warmup_single_step(optimizer, stepsize, gamma, max_epoch, warmup_epochs, warmup_lr, warmup_mode="linear"):
+    """Warm-up, then x``gamma`` every ``stepsize[-1]`` epochs (DSA-reID Sec. 4.2)."""
     return WarmupStepLR(optimizer, step_size=stepsize[-1], gamma=gamma,
-                        warmup_epochs=warmup_epochs, warmup_lr=warmup_lr)
+                        warmup_epochs=warmup_epochs, warmup_lr=warmup_lr, warmup_mode=warmup_mode)
 
 
 @SCHEDULERS.register("warmup_multi_step", warmup=True)
-def warmup_multi_step(optimizer, stepsize, gamma, max_epoch, warmup_epochs, warmup_lr):
-    """Linear warm-up, then x``gamma`` at each absolute epoch in ``stepsize``."""
+def warmup_multi_step(optimizer, stepsize, gamma, max_epoch, warmup_epochs, warmup_lr, warmup_mode="linear"):
+    """Warm-up, then x``gamma`` at each absolute epoch in ``stepsize``."""
     return WarmupMultiStepLR(optimizer, milestones=stepsize, gamma=gamma,
-                             warmup_epochs=warmup_epochs, warmup_lr=warmup_lr)
+                             warmup_epochs=warmup_epochs, warmup_lr=warmup_lr, warmup_mode=warmup_mode)
