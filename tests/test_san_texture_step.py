@@ -172,3 +172,42 @@ def test_the_authors_recipe_configs_build_their_model_engine_and_schedule(config
     lrs = [g["lr"] for g in optimizer.param_groups]
     assert lrs[0] == pytest.approx(8e-6)
     assert optimizer.param_groups[0]["amsgrad"]
+
+
+def test_a_texture_step_run_resumes_exactly_from_its_epoch_checkpoint(tmp_path):
+    """The authors' recipe (texture step, U-Net, fc512, offsets pairing, tanh textures, exponential warm-up) at tiny
+    size: resumed from its epoch-1 checkpoint, epoch 2 repeats the straight run's losses and ends on its weights and
+    texture-optimiser state."""
+    import json
+    import os.path as osp
+
+    from torchreid_dense.engine.launch import main
+
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    root = str(tmp_path / "data")
+
+    def run(save_dir, *extra):
+        main(["--config-file", osp.join(repo, "configs", "san_authors_market.yaml"), "model.name", "san_r18",
+              "model.pretrained", "False", "use_gpu", "False", "data.root", root,
+              "data.sources", "['synthreid_tiny_texture']", "data.targets", "['synthreid_tiny']",
+              "synth.preset", "tiny", "data.height", "32", "data.width", "16", "data.workers", "0",
+              "san.texture_size", "[32, 32]", "san.pg_max_epoch", "0", "train.batch_size", "16",
+              "train.max_epoch", "2", "train.warmup_epochs", "1", "train.stepsize", "[1]", "test.eval_freq", "1",
+              "test.batch_size", "64", "train.print_freq", "100", "data.save_dir", save_dir, *extra])
+        with open(osp.join(save_dir, "train_losses.jsonl"), encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    straight_dir, resumed_dir = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    straight = run(straight_dir)  # evaluates and writes its whole state after each epoch (test.eval_freq 1)
+    resumed = run(resumed_dir, "model.resume", osp.join(straight_dir, "model", "model.pth.tar-1"))
+    second = [r for r in straight if r["epoch"] == 1]
+    assert second and "loss_tr" in second[0] and "loss_rec" in second[0]
+    assert resumed == second  # every step of epoch 2, every loss, to the last bit
+    final = {name: torch.load(osp.join(d, "model", "model.pth.tar-2"), weights_only=True)
+             for name, d in (("straight", straight_dir), ("resumed", resumed_dir))}
+    for key, value in final["straight"]["state_dict"].items():
+        assert torch.equal(final["resumed"]["state_dict"][key], value), key
+    texture_state = {n: final[n]["engine"]["texture_optimizer"]["state"] for n in final}
+    assert texture_state["straight"].keys() == texture_state["resumed"].keys()
+    for index, values in texture_state["straight"].items():
+        assert all(torch.equal(values[k], texture_state["resumed"][index][k]) for k in values)
