@@ -65,3 +65,24 @@ def test_two_gloo_processes_match_one_process(root, tmp_path):
     ckpt = osp.join(str(tmp_path / "one"), "model", "model.pth.tar-1")
     evaluated, _ = run(2, root, str(tmp_path / "eval"), "test.evaluate", "True", "model.load_weights", ckpt)
     assert evaluated == single
+
+
+def test_the_san_authors_recipe_trains_under_two_gloo_processes(root, tmp_path):
+    """Its texture step is a second forward/backward of the DDP model per batch (SA-Dec unused in the first, the
+    classifier in the second): both ranks finish the epoch and rank 0 logs both steps' losses."""
+    save_dir = str(tmp_path / "authors")
+    argv = [osp.join(REPO, "tools", "main.py"), "--config-file", osp.join(REPO, "configs", "san_authors_market.yaml"),
+            "use_gpu", "False", "model.name", "san_r18", "model.pretrained", "False", "synth.preset", "tiny",
+            "data.sources", "['synthreid_tiny_texture']", "data.targets", "['synthreid_tiny']", "data.root", root,
+            "data.height", "32", "data.width", "16", "data.workers", "0", "data.save_dir", save_dir,
+            "san.texture_size", "[32, 32]", "san.pg_max_epoch", "0", "train.batch_size", "16",
+            "train.max_epoch", "1", "train.warmup_epochs", "0", "train.stepsize", "[1]", "train.print_freq", "1",
+            "test.batch_size", "32", "test.eval_freq", "-1"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", *argv]
+    done = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = open(osp.join(save_dir, "log.txt")).read()
+    assert "Distributed: 2 processes (gloo)" in log and re.search(r"synthreid_tiny: rank1 [0-9.]+", log)
+    steps = [line for line in open(osp.join(save_dir, "train_losses.jsonl")) if line.strip()]
+    assert steps and all('"loss_tr"' in s and '"loss_triplet"' in s for s in steps)
