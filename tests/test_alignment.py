@@ -244,9 +244,12 @@ def test_suite_deltas_and_suite_dir_placeholder(tmp_path):
 def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     monkeypatch.chdir(REPO)
     suite = load_suite("configs/suites/alignment.yaml", profile="evidence")
-    assert suite.deltas == (("DSAG guidance", "dsa_reid", "mf_alone"), ("texture supervision", "san", "san_enc"))
+    assert suite.deltas == (("DSAG guidance", "dsa_reid", "mf_alone"), ("texture supervision", "san", "san_enc"),
+                            ("texture supervision, authors' recipe", "san_authors", "san_authors_control"),
+                            ("texture supervision, texture step", "san_texture_step", "san_enc"))
     seeds = {r.name: r.seeds for r in suite.runs}
-    assert all(seeds[n] == (0, 1, 2) for n in ("mf_alone", "dsa_reid", "san_enc", "san"))
+    delta_rows = ("mf_alone", "dsa_reid", "san_enc", "san", "san_authors", "san_authors_control", "san_texture_step")
+    assert all(seeds[n] == (0, 1, 2) for n in delta_rows)
     assert seeds["san_pg_r18"] == (0,) and not suite.run("san_pg_r18").report
     cfgs = {r.name: load_config(r.config, list(r.opts)) for r in suite.runs}
     for name, cfg in cfgs.items():  # one budget for every row
@@ -263,6 +266,14 @@ def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     assert san.dense.sidecar_root == "{suite.dir}/textures/sanpg" and san.san.init_weights
     assert cfgs["san_fused"].dense.sidecar_root == "{suite.dir}/textures/fused"
     assert cfgs["dsa_reid_part_mean"].dsa.part_id_reduction == "mean" and cfgs["san_tr_sum"].san.tr_reduction == "sum"
+    # issue 26: the authors' recipe and its control differ only in the texture terms; the texture-step row only in
+    # the second step
+    authors, control, step = cfgs["san_authors"], cfgs["san_authors_control"], cfgs["san_texture_step"]
+    assert (authors.san.decoder, authors.san.id_head, authors.san.tr_pairing, authors.san.texture_range) == (
+        "unet", "fc512", "offsets", "tanh")
+    assert authors.san.texture_step and not control.san.texture_step and control.san.weight_rec == 0
+    assert not control.san.use_tr and control.san.id_head == "fc512" and control.train.optim == authors.train.optim
+    assert step.san.texture_step and (step.san.decoder, step.san.init_weights) == ("residual", san.san.init_weights)
 
 
 
