@@ -15,7 +15,7 @@ QUOTE = re.compile(r"\bSec(?:tion|s)?\.? ?(\d+(?:\.\d+)*)")
 def test_every_quoted_section_number_exists_in_a_paper():
     known = set().union(*SECTIONS.values())
     files = [p for pattern in ("torchreid_dense/**/*.py", "tools/*.py", "benchmarks/*.py", "configs/**/*.yaml",
-                               "README.md") for p in glob.glob(osp.join(REPO, pattern), recursive=True)]
+                               "docs/*.md", "README.md") for p in glob.glob(osp.join(REPO, pattern), recursive=True)]
     assert len(files) > 50
     bad = [f"{osp.relpath(p, REPO)}: Sec. {m}" for p in files for m in QUOTE.findall(open(p, encoding="utf-8").read())
            if m not in known]
