@@ -15,6 +15,8 @@ Usage::
     python benchmarks/bench_dsa_cost.py --threads 2 --batch 32 --steps 5
 
 Timings on a shared machine are noisy: the median of ``--steps`` timed steps (after 2 warm-up steps).
+``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
 import statistics
@@ -25,6 +27,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import torchreid_dense  # noqa: F401  (registers the models into torchreid)
+from render_docs import MicroRecord
 from torchreid_dense import compat
 from torchreid_dense.losses.dsa_loss import DSALoss
 from torchreid_dense.models.dsa_reid import remove_last_stride
@@ -85,6 +88,8 @@ def cost_table(height, width):
     mf_p = num_params(inference)
     assert not {id(p) for p in inference.parameters()} & {id(p) for p in model.dsag_stream.parameters()}
     print(f"inference graph holds no DSAG-Stream parameter ({mf_p:,} params, all in mf_stream)")
+    return {"height": height, "width": width, "rows": [{"name": n, "params": p, "flops": f} for n, p, f in rows],
+            "mf_over_resnet50_ls1": ratio, "inference_params": mf_p, "inference_holds_no_dsag_parameter": True}
 
 
 def _median_time(step, steps):
@@ -143,15 +148,19 @@ def step_times(batch, height, width, steps):
             sum(v.float().sum() for v in out.values()).backward()
         return run
 
-    results = {}
+    results, rows = {}, []
     for name, stream, x in (("MF-Stream", dsa.mf_stream, imgs), ("DSAG-Stream", dsa.dsag_stream, dsap)):
         run = stream_step(stream, x)
         flops = count_flops(run)
         t = _median_time(run, steps)
         results[name] = flops / t
         print(f"{name:12s} fwd+bwd {flops / 1e9:8.2f} GFLOP  {t * 1000:8.1f} ms  {flops / t / 1e9:7.1f} GFLOP/s")
+        rows.append({"name": name, "gflop": flops / 1e9, "ms": t * 1000, "gflops_per_s": flops / t / 1e9})
     print(f"DSAG-Stream / MF-Stream achieved FLOP/s: {results['DSAG-Stream'] / results['MF-Stream']:.2f} "
           "(target >= 0.7)")
+    return ({"batch": batch, "height": height, "width": width, "threads": torch.get_num_threads(), "steps": steps,
+             "dsa_reid_r18_ms": t_dsa * 1000, "resnet18_ms": t_base * 1000},
+            {"rows": rows, "dsag_over_mf": results["DSAG-Stream"] / results["MF-Stream"]})
 
 
 def main(argv=None):
@@ -162,12 +171,16 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=128, help="image width for the cost table")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (median)")
     parser.add_argument("--skip-cost", action="store_true", help="only time the training steps")
+    parser.add_argument("--json", default="", metavar="FILE",
+                        help="also write the results as data (for python benchmarks/render_docs.py)")
     args = parser.parse_args(argv)
+    record = MicroRecord(args.json, "bench_dsa_cost", None if argv is None else ["bench_dsa_cost.py", *argv])
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    if not args.skip_cost:
-        cost_table(args.height, args.width)
-    step_times(args.batch, args.height // 2, args.width // 2, args.steps)
+    cost = None if args.skip_cost else cost_table(args.height, args.width)
+    steps, streams = step_times(args.batch, args.height // 2, args.width // 2, args.steps)
+    record.write(settings={k: v for k, v in vars(args).items() if k != "json"}, cost=cost, steps=steps,
+                 streams=streams)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ Warps batches of 256x128 images with S = 32, through the fused single-pass Numba
 ``warp_dsap`` uses for CPU tensors) and through the pure-torch path (GPU and fallback), and compares
 with a naive per-pixel Python loop measured in the same run on a few images.
 
-    python benchmarks/bench_dsap.py [--batch 64] [--threads N] [--iters 20]
+    python benchmarks/bench_dsap.py [--batch 64] [--threads N] [--iters 20] [--json FILE]
+
+``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
 import os
@@ -13,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from render_docs import MicroRecord
 from torchreid_dense.dense import NUM_CHARTS, warp_dsap
 
 
@@ -43,7 +47,7 @@ def naive_warp(image, iuv, size):
     return out
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--height", type=int, default=256)
@@ -52,7 +56,11 @@ def main():
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--naive-images", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--json", default="", metavar="FILE",
+                        help="also write the results as data (for python benchmarks/render_docs.py)")
+    args = parser.parse_args(argv)
+    record = MicroRecord(args.json, "bench_dsap", None if argv is None else ["bench_dsap.py", *argv])
+    rates = []
     torch.set_num_threads(args.threads)
     images, iuv = synthetic_batch(args.batch, args.height, args.width)
     print(f"DSAP warping: batch {args.batch} of {args.height}x{args.width}, S={args.size}, "
@@ -69,6 +77,8 @@ def main():
             per_core = rate if backend == "kernel" else rate / args.threads
             print(f"  warp_dsap(reduce={reduce!r}, backend={backend!r}): {rate:8.0f} images/s  "
                   f"({per_core:6.0f} per core)")
+            rates.append({"backend": backend, "reduce": reduce, "images_per_s": rate,
+                          "images_per_s_per_core": per_core})
     img_np, iuv_np = images.numpy().astype(np.float32), iuv.numpy().astype(np.int64)
     t0 = time.perf_counter()
     for i in range(args.naive_images):
@@ -79,6 +89,8 @@ def main():
         d, _ = warp_dsap(images[:1], iuv[:1], size=args.size, reduce="last", backend=backend)
         assert np.allclose(d[0].numpy(), naive_warp(img_np[0], iuv_np[0], args.size)), f"{backend}: mismatch"
     print("  both backends agree with the naive loop (reduce='last')")
+    record.write(settings={k: v for k, v in vars(args).items() if k != "json"}, rates=rates,
+                 naive_images_per_s=naive, agree_with_naive=True)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ Usage::
     python benchmarks/bench_eval.py --skip-torchreid # ours only (quick)
     python benchmarks/bench_eval.py --skip-msmt
     python benchmarks/bench_eval.py --skip-fastreid  # no download or compilation
+    python benchmarks/bench_eval.py --json benchmarks/results/micro/bench_eval.json  # also the figures as data
+
+``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
 import glob
@@ -47,6 +51,7 @@ import zipfile
 import numpy as np
 import torch
 
+from render_docs import MicroRecord
 from torchreid_dense.metrics import evaluate_rank
 
 MARKET = dict(name="Market-1501", num_query=3368, num_gallery=15913, num_ids=751, num_distractors=2798,
@@ -186,9 +191,20 @@ def _times(times):
 
 
 def _describe(problem, distmat, q_pids, g_pids):
+    """Print the problem; returns its record for ``--json``."""
     print(f"\n== {problem['name']}-sized problem: {distmat.shape[0]} queries x {distmat.shape[1]} gallery, "
           f"{problem['num_ids']} ids (+{problem['num_distractors']} distractors), {problem['num_cams']} cameras; "
           f"distmat float32 {distmat.nbytes / 1e9:.2f} GB")
+    return {**{k: problem[k] for k in ("name", "num_ids", "num_distractors", "num_cams")},
+            "num_query": int(distmat.shape[0]), "num_gallery": int(distmat.shape[1]),
+            "distmat_bytes": int(distmat.nbytes), "evaluators": []}
+
+
+def _metrics_record(cmc, mAP, mINP=None):
+    out = {"R1": float(cmc[0]), "R5": float(cmc[4]), "R10": float(cmc[9]), "R20": float(cmc[19]), "mAP": float(mAP)}
+    if mINP is not None:
+        out["mINP"] = float(mINP)
+    return out
 
 
 def _print_metrics(tag, cmc, mAP, mINP=None):
@@ -196,17 +212,21 @@ def _print_metrics(tag, cmc, mAP, mINP=None):
     print(f"  {tag:<10} R1 {cmc[0]:.4f}  R5 {cmc[4]:.4f}  R10 {cmc[9]:.4f}  R20 {cmc[19]:.4f}  mAP {mAP:.4f}{extra}")
 
 
-def run_market(args):
+def run_market(args, record=None):
     problem = MARKET
     arrays = synthetic_problem(**problem, dim=args.dim, seed=args.seed)
-    _describe(problem, arrays[0], arrays[1], arrays[2])
+    rec = _describe(problem, arrays[0], arrays[1], arrays[2])
+    if record is not None:
+        record.append(rec)
     (cmc, mAP, mINP), times, mem_ours, method = measure_ours(arrays, args.repeat)
+    rec["evaluators"].append({"name": "ours", "seconds": times, "extra_peak_bytes": mem_ours,
+                              "memory_method": method, "metrics": _metrics_record(cmc, mAP, mINP)})
     t_ours = float(np.median(times))
     print(f"  ours:      {_times(times)}   {_mb_per_s(arrays[0], t_ours)} (median)   extra peak memory "
           f"{mem_ours / 2 ** 20:.1f} MiB ({method})")
     _print_metrics("ours", cmc, mAP, mINP)
     if not args.skip_fastreid:
-        run_fastreid(args, arrays, (cmc, mAP, mINP), times)
+        run_fastreid(args, arrays, (cmc, mAP, mINP), times, rec)
     if args.skip_torchreid:
         return
     from torchreid_dense import compat
@@ -218,6 +238,10 @@ def run_market(args):
     cmc_diff = float(np.abs(cmc - cmc_t).max())
     map_diff = abs(mAP - float(mAP_t))
     agree = cmc.shape == cmc_t.shape and cmc_diff <= 1e-6 and map_diff <= 1e-6
+    rec["evaluators"].append({"name": "torchreid", "implementation": "Python evaluator (use_cython=False)",
+                              "seconds": [t_ref], "extra_peak_bytes": mem_ref,
+                              "metrics": _metrics_record(cmc_t, mAP_t),
+                              "agreement": {"max_abs_cmc": cmc_diff, "max_abs_map": map_diff, "ok": bool(agree)}})
     print(f"  speed-up:  {t_ref / t_ours:8.1f}x (torchreid time / our median; {t_ref / min(times):.1f}x "
           f"against our best)   agreement: max |dCMC| {cmc_diff:.2e}, |dmAP| {map_diff:.2e} -> "
           f"{'OK' if agree else 'MISMATCH'}")
@@ -225,12 +249,15 @@ def run_market(args):
         raise SystemExit("bench_eval: results differ from torchreid's evaluator")
 
 
-def run_fastreid(args, arrays, ours, times):
+def run_fastreid(args, arrays, ours, times, rec=None):
     """FastReID's Cython evaluator beside ours (same arrays), timed ``args.repeat`` times."""
+    rec = rec if rec is not None else {"evaluators": []}
     with tempfile.TemporaryDirectory(prefix="bench_eval_fastreid_") as directory:
         rank_cy, note = build_fastreid_cython(directory, args.fastreid_wheel)
         if rank_cy is None:
             print(f"  FastReID:  skipped, its Cython evaluator could not be built ({note})")
+            rec["evaluators"].append({"name": "FastReID",
+                                      "skipped": f"its Cython evaluator could not be built ({note})"})
             return
         runs = [measure(lambda: rank_cy.evaluate_cy(*arrays, 50, False)) for _ in range(args.repeat)]
     (cmc_f, all_ap, all_inp), t_f = runs[0][0], float(np.median([r[1] for r in runs]))
@@ -241,6 +268,10 @@ def run_fastreid(args, arrays, ours, times):
     cmc_diff = float(np.abs(ours[0] - cmc_f).max())
     ap_diff = max(abs(ours[1] - mAP_f), abs(ours[2] - mINP_f))
     agree = cmc_diff <= 1e-6 and ap_diff <= 1e-5
+    rec["evaluators"].append({"name": "FastReID", "implementation": f"rank_cy.evaluate_cy from {note}, compiled here",
+                              "seconds": [r[1] for r in runs], "extra_peak_bytes": runs[0][2],
+                              "metrics": _metrics_record(cmc_f, mAP_f, mINP_f),
+                              "agreement": {"max_abs_cmc": cmc_diff, "max_abs_map": ap_diff, "ok": bool(agree)}})
     print(f"  speed-up:  {t_f / float(np.median(times)):8.1f}x (FastReID median / our median)   agreement: "
           f"max |dCMC| {cmc_diff:.2e}, |dmAP|, |dmINP| <= {ap_diff:.2e} (FastReID sums AP in float32) -> "
           f"{'OK' if agree else 'MISMATCH'}")
@@ -248,11 +279,15 @@ def run_fastreid(args, arrays, ours, times):
         raise SystemExit("bench_eval: results differ from FastReID's evaluator")
 
 
-def run_msmt(args):
+def run_msmt(args, record=None):
     problem = MSMT17
     arrays = synthetic_problem(**problem, dim=args.dim, seed=args.seed)
-    _describe(problem, arrays[0], arrays[1], arrays[2])
+    rec = _describe(problem, arrays[0], arrays[1], arrays[2])
+    if record is not None:
+        record.append(rec)
     (cmc, mAP, mINP), times, extra, method = measure_ours(arrays, args.repeat_msmt)
+    rec["evaluators"].append({"name": "ours", "seconds": times, "extra_peak_bytes": extra, "memory_method": method,
+                              "metrics": _metrics_record(cmc, mAP, mINP)})
     print(f"  ours:      {_times(times)}   {_mb_per_s(arrays[0], float(np.median(times)))}   extra peak memory "
           f"{extra / 2 ** 20:.1f} MiB ({method}, first run; "
           f"the {arrays[0].nbytes / 2 ** 30:.2f} GiB distmat excluded)")
@@ -267,6 +302,16 @@ def problem_arguments(parser, dim):
     parser.add_argument("--dim", type=int, default=dim, help="feature dimension of the synthetic features")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic problems")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def json_argument(parser):
+    parser.add_argument("--json", default="", metavar="FILE",
+                        help="also write the results as data (for python benchmarks/render_docs.py)")
+
+
+def settings_of(args):
+    """The options of a run for its ``--json`` record (without ``--json`` itself)."""
+    return {k: v for k, v in vars(args).items() if k != "json"}
 
 
 def parse_arguments(parser, argv):
@@ -284,12 +329,16 @@ def main(argv=None):
     parser.add_argument("--fastreid-wheel", default="", help="a local fastreid wheel instead of pip download")
     parser.add_argument("--repeat", type=int, default=3, help="runs of our evaluator (and FastReID's) at Market size")
     parser.add_argument("--repeat-msmt", type=int, default=1, help="runs of our evaluator at MSMT17 size")
+    json_argument(parser)
     args = parse_arguments(parser, argv)
+    record = MicroRecord(args.json, "bench_eval", None if argv is None else ["bench_eval.py", *argv])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {os.cpu_count()} CPUs")
+    problems = []
     if not args.skip_market:
-        run_market(args)
+        run_market(args, problems)
     if not args.skip_msmt:
-        run_msmt(args)
+        run_msmt(args, problems)
+    record.write(settings=settings_of(args), problems=problems)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ and again (answered by the cache: one stat per file).
 ``--images 32217`` is Market-1501's own image count (train + query + gallery without junk): 64,434 files
 with the IUV maps. The files were just written, so "cold" means cold for the check (nothing cached by it),
 with the file contents in the OS page cache; a first read from a slow disk adds its read time.
+``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
 import contextlib
@@ -22,6 +24,7 @@ import shutil
 import tempfile
 import time
 
+from render_docs import MicroRecord
 from torchreid_dense.data import DenseImageDataManager
 from torchreid_dense.data.file_check import check_datasets
 from torchreid_dense.data.synth.generate import ensure_dataset
@@ -71,26 +74,38 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="worker processes of the check")
     parser.add_argument("--source", default="", help="a SynthReID directory to copy from (default: generate tiny)")
     parser.add_argument("--hardlink", action="store_true", help="hard-link instead of copying the files")
+    parser.add_argument("--json", default="", metavar="FILE",
+                        help="also write the results as data (for python benchmarks/render_docs.py)")
     args = parser.parse_args(argv)
+    record = MicroRecord(args.json, "bench_file_check", None if argv is None else ["bench_file_check.py", *argv])
+    checks = []
 
     with tempfile.TemporaryDirectory(prefix="bench_file_check_") as tmp:
         source = args.source or ensure_dataset(osp.join(tmp, "src"), "tiny", 0, progress=False)
         pairs = source_pairs(source)
         t0 = time.perf_counter()
         ds_dir, n = build_market_tree(osp.join(tmp, "data"), pairs, args.images, args.hardlink)
+        build_s = time.perf_counter() - t0
         print(f"tree: {n} images + {n} IUV maps = {2 * n} files from {len(pairs)} SynthReID images "
-              f"({'hard links' if args.hardlink else 'copies'}, {time.perf_counter() - t0:.1f} s to build)")
+              f"({'hard links' if args.hardlink else 'copies'}, {build_s:.1f} s to build)")
+        tree = {"images": n, "files": 2 * n, "source_images": len(pairs), "hardlink": args.hardlink,
+                "build_s": build_s}
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # torchreid's data-set tables
             dm = DenseImageDataManager(root=osp.join(tmp, "data"), sources="market1501_dsap",
                                        targets="market1501_dsap", height=128, width=64, workers=0, use_gpu=False,
                                        file_check=False)
-        print(f"data manager (torchreid's parsing + sidecar lookup): {time.perf_counter() - t0:.1f} s")
+        manager_s = time.perf_counter() - t0
+        print(f"data manager (torchreid's parsing + sidecar lookup): {manager_s:.1f} s")
         cache = osp.join(tmp, "cache", "check.json")
         for label in ("cold", "warm"):
             report = check_datasets(dm.datasets(), workers=args.workers, cache_file=cache, progress=False)
             print(f"{label}: {report['seconds']:.2f} s for {report['files']} files ({report['decoded']} decoded, "
                   f"{len(report['bad'])} bad), {args.workers} worker processes, {os.cpu_count()} CPUs")
+            checks.append({"label": label, "seconds": report["seconds"], "files": report["files"],
+                           "decoded": report["decoded"], "bad": len(report["bad"])})
+    record.write(settings={k: v for k, v in vars(args).items() if k != "json"}, tree=tree,
+                 data_manager_s=manager_s, checks=checks)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ Usage::
     python benchmarks/bench_rerank.py                           # everything (about 20 minutes)
     python benchmarks/bench_rerank.py --skip-torchreid --skip-market
     python benchmarks/bench_rerank.py --torchreid-cache /tmp/rerank_ref --skip-msmt
+    python benchmarks/bench_rerank.py --json benchmarks/results/micro/bench_rerank.json  # also the figures as data
+
+``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
 import datetime
@@ -36,7 +40,9 @@ import os.path as osp
 import numpy as np
 import torch
 
-from bench_eval import MARKET, MSMT17, measure, parse_arguments, problem_arguments, synthetic_features
+from bench_eval import (MARKET, MSMT17, json_argument, measure, parse_arguments, problem_arguments, settings_of,
+                        synthetic_features)
+from render_docs import MicroRecord
 from torchreid_dense import compat
 from torchreid_dense.metrics import evaluate_rank, rerank, rerank_features
 
@@ -80,8 +86,12 @@ def warm_up(device):
     rerank(*dists, **PARAMS, device=device)
 
 
-def run_problem(problem, args, with_torchreid, dense):
+def run_problem(problem, args, with_torchreid, dense, record=None):
     qf, gf, *ids = synthetic_features(**problem, dim=args.dim, noise=args.noise, seed=args.seed)
+    rec = {"name": problem["name"], "num_query": int(qf.shape[0]), "num_gallery": int(gf.shape[0]), "dim": args.dim,
+           "dense_matrix_bytes": 4 * (qf.shape[0] + gf.shape[0]) ** 2, "entries": []}
+    if record is not None:
+        record.append(rec)
     print(f"\n== {problem['name']}-sized problem: {qf.shape[0]} queries x {gf.shape[0]} gallery, {args.dim}-d "
           f"features; dense (q+g)^2 float32 matrix {4 * (qf.shape[0] + gf.shape[0]) ** 2 / 1e9:.2f} GB")
     device = args.device
@@ -90,6 +100,8 @@ def run_problem(problem, args, with_torchreid, dense):
     ours_f = ours_f.cpu().numpy()
     print(f"  ours (features):  {t_f:8.2f} s   peak {_mib(mem_f)} (output {_mib(ours_f.nbytes)} included)")
     cmc_f, map_f = _metrics(ours_f, ids)
+    rec["entries"].append({"name": "ours (features)", "seconds": t_f, "peak_bytes": mem_f,
+                           "output_bytes": int(ours_f.nbytes), "R1": float(cmc_f[0]), "mAP": float(map_f)})
     if not dense:
         print(f"  re-ranked: R1 {cmc_f[0]:.4f} mAP {map_f:.4f}")
         return
@@ -99,6 +111,10 @@ def run_problem(problem, args, with_torchreid, dense):
     print(f"  ours (distances): {t_d:8.2f} s   peak {_mib(mem_d)}")
     cmc_d, map_d = _metrics(ours_d, ids)
     cmc_0, map_0 = _metrics(dists[0], ids)
+    rec["entries"].append({"name": "ours (distances)", "seconds": t_d, "peak_bytes": mem_d, "R1": float(cmc_d[0]),
+                           "mAP": float(map_d)})
+    rec["features_vs_distances_max_abs"] = float(np.abs(ours_f - ours_d).max())
+    rec["before"] = {"R1": float(cmc_0[0]), "mAP": float(map_0)}
     print(f"  features vs distances: max |d| {np.abs(ours_f - ours_d).max():.1e}; R1 {cmc_d[0]:.4f} mAP {map_d:.4f} "
           f"(distances), R1 {cmc_f[0]:.4f} mAP {map_f:.4f} (features); before re-ranking R1 {cmc_0[0]:.4f} "
           f"mAP {map_0:.4f}")
@@ -108,6 +124,9 @@ def run_problem(problem, args, with_torchreid, dense):
     cmc_r, map_r = _metrics(ref, ids)
     diff = float(np.abs(ours_d - ref).max())
     same = np.array_equal(cmc_r, cmc_d) and map_r == map_d
+    rec["entries"].append({"name": "torchreid", "seconds": t_ref, "peak_bytes": mem_ref, "R1": float(cmc_r[0]),
+                           "mAP": float(map_r), **({"note": note} if note != "this run" else {})})
+    rec["agreement"] = {"max_abs": diff, "identical_cmc_map": bool(same)}
     print(f"  torchreid:        {t_ref:8.2f} s   peak {_mib(mem_ref)} ({note})")
     print(f"  speed-up {t_ref / t_d:6.1f}x (distances), {t_ref / t_f:6.1f}x (features); memory "
           f"{mem_ref / max(mem_d, 1):.1f}x less")
@@ -125,17 +144,21 @@ def main(argv=None):
     parser.add_argument("--noise", type=float, default=1.6,
                         help="feature noise (1.6: mAP about 0.65 before re-ranking at 1,000 x 6,000)")
     parser.add_argument("--device", default="cpu", help="where ours computes (cpu, cuda)")
+    json_argument(parser)
     args = parse_arguments(parser, argv)
+    record = MicroRecord(args.json, "bench_rerank", None if argv is None else ["bench_rerank.py", *argv])
     print(f"torch {torch.__version__}, numpy {np.__version__}, {torch.get_num_threads()} CPU threads, "
           f"{os.cpu_count()} CPUs, ours on {args.device}; k1={PARAMS['k1']} k2={PARAMS['k2']} "
           f"lambda={PARAMS['lambda_value']}")
     warm_up(args.device)
+    problems = []
     if not args.skip_small:
-        run_problem(SMALL, args, not args.skip_torchreid, dense=True)
+        run_problem(SMALL, args, not args.skip_torchreid, dense=True, record=problems)
     if not args.skip_market:
-        run_problem(MARKET, args, not args.skip_torchreid, dense=True)
+        run_problem(MARKET, args, not args.skip_torchreid, dense=True, record=problems)
     if not args.skip_msmt:
-        run_problem(MSMT17, args, False, dense=False)
+        run_problem(MSMT17, args, False, dense=False, record=problems)
+    record.write(settings={**settings_of(args), "params": PARAMS}, problems=problems)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ for one 256x128 image. The step-time part trains ``san_r18`` (paper loss weights
 the SynthReID atlas with tile 32; also without L_TR and with a 96x64 texture) and torchreid's ``resnet18``
 (stock, and with last stride 1 like the SA-Enc; label-smoothed cross entropy + batch-hard triplet, as
 torchreid's triplet engine) on random 128x64 batches, SGD, CPU.
+
+``--json FILE`` writes the printed figures as data: ``cost`` (per backbone) and ``step_time`` (per model, with
+its ``setting``), plus the fields of ``render_docs.MicroRecord`` (the machine, the load average, the command line
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
-import json
 import statistics
 import time
 
@@ -19,6 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import torchreid_dense  # noqa: F401  (registers the models)
+from render_docs import MicroRecord
 from torchreid_dense import compat
 from torchreid_dense.losses import SANLoss
 from torchreid_dense.models.san import build_san
@@ -128,14 +132,16 @@ def step_times(batch, steps, height=128, width=64, texture=(192, 128), num_class
     return {k: {"min_s": v[0], "median_s": v[1], "all_s": v[2]} for k, v in results.items()}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--skip-time", action="store_true", help="only parameters and FLOPs")
-    parser.add_argument("--json", default="", help="also write the results to this file")
-    args = parser.parse_args()
+    parser.add_argument("--json", default="", metavar="FILE",
+                        help="also write the results to this file (for python benchmarks/render_docs.py)")
+    args = parser.parse_args(argv)
+    record = MicroRecord(args.json, "bench_san_cost", None if argv is None else ["bench_san_cost.py", *argv])
     torch.set_num_threads(args.threads)
 
     out = {"cost": cost_table()}
@@ -158,9 +164,7 @@ def main():
             if name != "setting":
                 print(f"[step] {name}: min {r['min_s']:.3f} s/step (x{r['min_s'] / base:.2f} stock baseline), "
                       f"median {r['median_s']:.3f}, runs {[round(t, 3) for t in r['all_s']]}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    record.write(settings={k: v for k, v in vars(args).items() if k != "json"}, **out)
 
 
 if __name__ == "__main__":

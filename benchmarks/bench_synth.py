@@ -7,7 +7,10 @@ target of 200 images/s per core); line 2 adds the estimated (DensePose-like) IUV
 identity atlases and encoding/writing every file of an image (JPEG, two IUV PNGs, the atlas) as
 the generator does.
 
-    python benchmarks/bench_synth.py [--images 400] [--height 128 --width 64]
+    python benchmarks/bench_synth.py [--images 400] [--height 128 --width 64] [--json FILE]
+
+``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
 import tempfile
@@ -15,6 +18,7 @@ import time
 
 import numpy as np
 
+from render_docs import MicroRecord
 from torchreid_dense.data.synth.body import build_body, sample_pose
 from torchreid_dense.data.synth.cameras import CAMERAS, NUM_CAMERAS, sample_view
 from torchreid_dense.data.synth.degrade import estimate_iuv
@@ -36,7 +40,11 @@ def main(argv=None):
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--ids", type=int, default=25, help="identities cycled through (atlases built once each)")
+    p.add_argument("--json", default="", metavar="FILE",
+                   help="also write the results as data (for python benchmarks/render_docs.py)")
     a = p.parse_args(argv)
+    record = MicroRecord(a.json, "bench_synth", None if argv is None else ["bench_synth.py", *argv])
+    stages = []
     config = make_config("small", height=a.height, width=a.width)
     people = [identity(0, "bounding_box_train", pid, config.tile) for pid in range(1, a.ids + 1)]
 
@@ -60,6 +68,7 @@ def main(argv=None):
     for label, fn in (("render + exact IUV + atlas lookup", rendered), ("... + estimated IUV", estimated)):
         per_core, wall = _timed(fn, a.images)
         print(f"{label} {a.height}x{a.width}: {per_core:.0f} images/s per core (CPU time), {wall:.0f} images/s wall")
+        stages.append({"label": label, "images": a.images, "per_core": per_core, "wall": wall})
 
     jobs = plan_images(config, 0)[: a.images]
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,6 +76,9 @@ def main(argv=None):
         per_core, wall = _timed(lambda i: writer(jobs[i]), len(jobs))
     print(f"... + identity atlases and writing all files: {per_core:.0f} images/s per core "
           f"(CPU time), {wall:.0f} images/s wall")
+    stages.append({"label": "... + identity atlases and writing all files", "images": len(jobs), "per_core": per_core,
+                   "wall": wall})
+    record.write(settings={k: v for k, v in vars(a).items() if k != "json"}, stages=stages)
 
 
 if __name__ == "__main__":

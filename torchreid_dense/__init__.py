@@ -7,6 +7,8 @@ idempotent), so ``torchreid.models.build_model('dsa_reid', ...)`` and
 """
 from .version import __version__
 from .registry import DATASETS, ENGINES, LOSSES, MODELS, register
+# Importing these declares their entries in the registries (the order matters only for readability).
+from . import models, losses, data, engine  # noqa: F401, E402  (isort: skip)
 
 register()
 

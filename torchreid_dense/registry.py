@@ -8,12 +8,11 @@ Modules declare what they provide next to where it is defined::
     def dsa_reid(num_classes, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
         ...
 
-:func:`register` (called by ``import torchreid_dense``) imports those modules and inserts
-their entries into torchreid's model factory and image-dataset registry. It is idempotent, and the only
-change importing the plugin makes to torchreid (tests/test_registry.py checks it).
+``import torchreid_dense`` imports those modules (``models``, ``losses``, ``data``, ``engine``), then calls
+:func:`register`, which inserts their entries into torchreid's model factory and image-dataset registry. It is
+idempotent, and the only change importing the plugin makes to torchreid (tests/test_registry.py checks it).
+This module imports none of the declaring modules: they all import it.
 """
-import importlib
-
 from . import compat
 
 __all__ = ["Registry", "MODELS", "DATASETS", "ENGINES", "LOSSES", "PIPELINES", "register"]
@@ -85,23 +84,10 @@ LOSSES = Registry("loss")
 # engine name -> prepare(cfg, info) -> cfg: steps run before that engine's job (SAN: its step 1 and pseudo textures)
 PIPELINES = Registry("pipeline")
 
-# Modules whose import declares registrations (the order matters only for readability).
-_DECLARING_MODULES = (
-    "torchreid_dense.models",
-    "torchreid_dense.losses",
-    "torchreid_dense.data",
-    "torchreid_dense.engine",
-)
-
-
-def _declare():
-    for mod in _DECLARING_MODULES:
-        importlib.import_module(mod)
-
 
 def register():
-    """Insert every model and data set of the plugin into torchreid's lookups (idempotent)."""
-    _declare()
+    """Insert every model and data set declared so far into torchreid's lookups (idempotent); ``import
+    torchreid_dense`` has imported every declaring module before it calls this."""
     factory = compat.model_factory()
     for name, builder in MODELS.items():
         current = factory.get(name)

@@ -1,6 +1,6 @@
 """Benchmark suites: train a list of configs over seeds, measure inference cost, tabulate (issue 6).
 
-- :mod:`.suite`: the suite file format and :func:`load_suite`;
+- :mod:`.suite`: the suite file format and :func:`load_suite` (each value checked by :mod:`.suite_fields`);
 - :mod:`.runner`: :func:`run_suite`, one resumable ``tools/main.py`` job per (run, seed);
 - :mod:`.cost`: parameters, FLOPs and CPU latency of a model's inference graph;
 - :mod:`.report`: seeds aggregated into ``results.md`` / ``.csv`` / ``.json`` / ``.png``.

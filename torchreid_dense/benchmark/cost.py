@@ -12,6 +12,8 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..config import load_config
+
 __all__ = [
     "inference_graph",
     "example_inputs",
@@ -134,7 +136,6 @@ def cost_from_config(config_file, threads=1, latency=True, num_classes=10):
 
     ``num_classes`` only sizes the ID classifiers, which are not part of the inference graph.
     """
-    from ..engine.launch import load_config
     from ..models import build_model_from_config
 
     cfg = load_config(config_file, ["model.pretrained", "False", "use_gpu", "False"])

@@ -10,7 +10,8 @@ import os.path as osp
 import torch
 
 from .. import compat
-from ..data.texture_generation import build_image_transform
+from ..config import load_config
+from ..data.transforms import build_image_transform
 from .runner import last_checkpoint
 
 __all__ = ["job_features", "rank_gallery"]
@@ -20,7 +21,6 @@ __all__ = ["job_features", "rank_gallery"]
 def job_features(job_dir, paths, num_classes, batch_size=128):
     """Features ``[N, D]`` of ``paths`` by the model of a finished job (its config and last checkpoint)."""
     from ..engine.checkpoint import load_weights
-    from ..engine.launch import load_config
     from ..models import build_model_from_config
 
     cfg = load_config(osp.join(job_dir, "config.yaml"), ["use_gpu", "False", "model.pretrained", "False"])

@@ -38,7 +38,6 @@ overrides win: config file < ``defaults.opts`` < run ``opts`` < profile ``opts``
 keys are the exception: command-line opts of those keys do not reach it (e.g. a preprocessing model that keeps
 its schedule when the re-ID rows are trained longer).
 """
-import os
 import os.path as osp
 import re
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from .opts import RUNNER_KEYS, SUITE_PLACEHOLDER, SuiteError, opts_to_list, placeholders
+from .suite_fields import check_keys, dependency_order, read_deltas, read_seeds, resolve_config
 
 __all__ = [
     "SuiteError",
@@ -60,7 +60,6 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles", "deltas"}
-_DELTA_KEYS = {"name", "plus", "minus"}
 _DEFAULT_KEYS = {"seeds", "opts", "target"}
 _RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target", "pinned"}
 _PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
@@ -136,70 +135,6 @@ class Suite:
                      self.profile, self.profiles, self.deltas)
 
 
-def _seeds(value, where):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)):
-        raise SuiteError(f"{where}: seeds must be a non-empty list of integers, got {value!r}")
-    if len(set(value)) != len(value):
-        raise SuiteError(f"{where}: seeds repeat: {list(value)}")
-    return tuple(int(s) for s in value)
-
-
-def _check_keys(entry, allowed, where):
-    if not isinstance(entry, dict):
-        raise SuiteError(f"{where}: expected a mapping, got {entry!r}")
-    extra = sorted(set(entry) - allowed)
-    if extra:
-        raise SuiteError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")
-
-
-def _resolve_config(path, suite_path, where):
-    """``path`` as given (working directory), else relative to the suite file or one of its parents."""
-    if not isinstance(path, str) or not path:
-        raise SuiteError(f"{where}: 'config' must be the path of a yacs config file")
-    candidates = [path]
-    if not osp.isabs(path):
-        parent = osp.dirname(osp.abspath(suite_path))
-        while True:
-            candidates.append(osp.join(parent, path))
-            up = osp.dirname(parent)
-            if up == parent:
-                break
-            parent = up
-    for candidate in candidates:
-        if osp.isfile(candidate):
-            return osp.relpath(candidate) if not osp.isabs(path) else candidate
-    raise SuiteError(
-        f"{where}: config file '{path}' not found (looked in the working directory '{os.getcwd()}' and "
-        f"above the suite file); run from the repository root or give an absolute path"
-    )
-
-
-def _order(runs, where):
-    """Runs sorted so that each comes after its dependencies (stable); SuiteError on a cycle."""
-    by_name = {r.name: r for r in runs}
-    done, order, visiting = set(), [], []
-
-    def visit(run):
-        if run.name in done:
-            return
-        if run.name in visiting:
-            cycle = visiting[visiting.index(run.name):] + [run.name]
-            raise SuiteError(f"{where}: dependency cycle {' -> '.join(cycle)}")
-        visiting.append(run.name)
-        for dep in run.depends_on:
-            visit(by_name[dep])
-        visiting.pop()
-        done.add(run.name)
-        order.append(run)
-
-    for run in runs:
-        visit(run)
-    return tuple(order)
-
-
 def load_suite(path, profile=None):
     """Read and check a suite file; apply the profile ``profile`` (a key of its ``profiles``) if given.
 
@@ -220,26 +155,26 @@ def load_suite(path, profile=None):
             data = yaml.safe_load(f) or {}
         except yaml.YAMLError as err:
             raise SuiteError(f"{path}: not valid YAML: {err}") from None
-    _check_keys(data, _SUITE_KEYS, path)
+    check_keys(data, _SUITE_KEYS, path)
     name = data.get("name") or osp.splitext(osp.basename(path))[0]
     defaults = data.get("defaults") or {}
-    _check_keys(defaults, _DEFAULT_KEYS, f"{path}: defaults")
+    check_keys(defaults, _DEFAULT_KEYS, f"{path}: defaults")
     default_opts = opts_to_list(defaults.get("opts"), f"{path}: defaults.opts")
-    default_seeds = _seeds(defaults.get("seeds", [0]), f"{path}: defaults.seeds")
+    default_seeds = read_seeds(defaults.get("seeds", [0]), f"{path}: defaults.seeds")
     default_target = str(defaults.get("target", "") or "")
 
     profiles = data.get("profiles") or {}
-    _check_keys(profiles, set(profiles), f"{path}: profiles")
+    check_keys(profiles, set(profiles), f"{path}: profiles")
     prof = {}
     if profile:
         if profile not in profiles:
             raise SuiteError(f"{path}: no profile '{profile}'; profiles: {sorted(profiles) or 'none'}")
         prof = profiles[profile] or {}
-        _check_keys(prof, _PROFILE_KEYS, f"{path}: profiles.{profile}")
+        check_keys(prof, _PROFILE_KEYS, f"{path}: profiles.{profile}")
     prof_opts = opts_to_list(prof.get("opts"), f"{path}: profiles.{profile}.opts")
-    prof_seeds = _seeds(prof["seeds"], f"{path}: profiles.{profile}.seeds") if "seeds" in prof else None
+    prof_seeds = read_seeds(prof["seeds"], f"{path}: profiles.{profile}.seeds") if "seeds" in prof else None
     prof_runs = prof.get("runs") or {}
-    _check_keys(prof_runs, set(prof_runs), f"{path}: profiles.{profile}.runs")
+    check_keys(prof_runs, set(prof_runs), f"{path}: profiles.{profile}.runs")
 
     entries = data.get("runs")
     if not isinstance(entries, list) or not entries:
@@ -247,7 +182,7 @@ def load_suite(path, profile=None):
     runs, names = [], set()
     for i, entry in enumerate(entries):
         where = f"{path}: runs[{i}]"
-        _check_keys(entry, _RUN_KEYS, where)
+        check_keys(entry, _RUN_KEYS, where)
         run_name = entry.get("name")
         if not isinstance(run_name, str) or not _NAME.match(run_name):
             raise SuiteError(f"{where}: 'name' must be a word of letters, digits, '_', '-', '.', got {run_name!r}")
@@ -258,15 +193,15 @@ def load_suite(path, profile=None):
         names.add(run_name)
         where = f"{path}: run '{run_name}'"
         override = prof_runs.get(run_name) or {}
-        _check_keys(override, _PROFILE_RUN_KEYS, f"{path}: profiles.{profile}.runs.{run_name}")
+        check_keys(override, _PROFILE_RUN_KEYS, f"{path}: profiles.{profile}.runs.{run_name}")
         opts = (default_opts + opts_to_list(entry.get("opts"), f"{where}: opts") + prof_opts
                 + opts_to_list(override.get("opts"), f"{path}: profiles.{profile}.runs.{run_name}.opts"))
         if "seeds" in override:
-            seeds = _seeds(override["seeds"], f"{path}: profiles.{profile}.runs.{run_name}.seeds")
+            seeds = read_seeds(override["seeds"], f"{path}: profiles.{profile}.runs.{run_name}.seeds")
         elif prof_seeds is not None:
             seeds = prof_seeds
         else:
-            seeds = _seeds(entry.get("seeds", default_seeds), f"{where}: seeds")
+            seeds = read_seeds(entry.get("seeds", default_seeds), f"{where}: seeds")
         depends = entry.get("depends_on") or []
         if isinstance(depends, str):
             depends = [depends]
@@ -276,7 +211,7 @@ def load_suite(path, profile=None):
         runs.append(SuiteRun(
             name=run_name,
             label=str(entry.get("label") or run_name),
-            config=_resolve_config(entry.get("config"), path, where),
+            config=resolve_config(entry.get("config"), path, where),
             opts=tuple(opts),
             seeds=seeds,
             depends_on=tuple(depends),
@@ -302,20 +237,5 @@ def load_suite(path, profile=None):
                     f"depends_on: [{dep}]"
                 )
     return Suite(name=str(name), path=path, description=str(data.get("description") or "").strip(),
-                 runs=_order(runs, path), profile=profile or "", profiles=tuple(sorted(profiles)),
-                 deltas=_deltas(data.get("deltas"), names, path))
-
-
-def _deltas(entries, names, path):
-    """``((name, plus, minus), ...)`` of the suite's ``deltas`` list, each naming two runs."""
-    out = []
-    for i, entry in enumerate(entries or []):
-        where = f"{path}: deltas[{i}]"
-        if not isinstance(entry, dict):
-            raise SuiteError(f"{where}: expected {{name, plus, minus}}, got {entry!r}")
-        _check_keys(entry, _DELTA_KEYS, where)
-        missing = [k for k in ("plus", "minus") if entry.get(k) not in names]
-        if missing:
-            raise SuiteError(f"{where}: {missing} must name runs of the suite; runs: {sorted(names)}")
-        out.append((str(entry.get("name") or f"{entry['plus']} - {entry['minus']}"), entry["plus"], entry["minus"]))
-    return tuple(out)
+                 runs=dependency_order(runs, path), profile=profile or "", profiles=tuple(sorted(profiles)),
+                 deltas=read_deltas(data.get("deltas"), names, path))

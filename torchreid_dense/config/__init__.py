@@ -1,4 +1,5 @@
-"""torchreid_dense.config: the yacs configuration (deep-person-reid's keys + the plugin's) and its adapters."""
+"""torchreid_dense.config: the yacs configuration (deep-person-reid's keys + the plugin's), its adapters and
+:func:`load_config` (a file and overrides over the defaults)."""
 from .defaults import (  # noqa: F401
     ConfigKeyError,
     ConfigValueError,
@@ -17,3 +18,4 @@ from .defaults import (  # noqa: F401
     model_kwargs,
     optimizer_kwargs,
 )
+from .load import load_config  # noqa: F401

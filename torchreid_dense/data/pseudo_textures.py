@@ -9,11 +9,12 @@ images whose texture file exists are skipped unless ``overwrite``; every PNG is 
 import os.path as osp
 import time
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from .. import compat
 from ..dense.sidecar import sidecar_path, sidecar_root
 from ..utils.io import save_png
+from ..utils.path_dataset import PathDataset
 from .texture_io import texture_to_uint8
 from .texture_model import predict_textures
 from .transforms import build_image_transform
@@ -21,15 +22,8 @@ from .transforms import build_image_transform
 __all__ = ["texture_targets", "generate_textures"]
 
 
-class _ImageList(Dataset):
+class _ImageList(PathDataset):
     """Images read from a list of paths: ``(tensor [3, H, W], index)``."""
-
-    def __init__(self, paths, transform):
-        self.paths = list(paths)
-        self.transform = transform
-
-    def __len__(self):
-        return len(self.paths)
 
     def __getitem__(self, index):
         return self.transform(compat.read_image(self.paths[index])), index

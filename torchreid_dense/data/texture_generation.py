@@ -18,11 +18,12 @@ The building blocks live in their own modules and are re-exported here (their pu
 """
 import argparse
 
-from ..config import ConfigKeyError, ConfigValueError
+from ..config import ConfigKeyError, ConfigValueError, load_config
 from ..utils.cli import exit_status
 from .availability import DatasetNotFoundError
 from .build import build_dataset, dataset_images, dataset_kwargs
 from .pseudo_textures import generate_textures, texture_targets
+from .synth_root import resolve_synth_root
 from .texture_io import check_texture_range, texture_to_uint8
 from .texture_model import build_texture_model, predict_textures
 from .texture_previews import pick_images, texture_previews
@@ -134,8 +135,6 @@ _METHODS = {"sanpg": _sanpg_main, "fuse": _fuse_main}
 
 def main(argv=None):
     """Run ``tools/generate_textures.py``; returns ``{dataset name: summary dict}``."""
-    from ..engine.launch import load_config, resolve_synth_root
-
     args = build_parser().parse_args(argv)
     root_opts = ["data.root", args.root] if args.root is not None else []
     cfg = resolve_synth_root(load_config(args.config_file, (args.opts or []) + root_opts), names=args.dataset)

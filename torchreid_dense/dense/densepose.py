@@ -10,7 +10,9 @@ One module per job, all names importable from here:
   DensePose's converters, REFERENCE 1.5), per-box results -> image IUV, and the tools' shared default
   score threshold :data:`DEFAULT_MIN_SCORE`;
 - :mod:`~torchreid_dense.dense.densepose_sidecars`: writing the sidecars (resumable, atomic, bad files listed and
-  skipped), :func:`import_dump`, and the batched, detectron2-free loop of ``tools/extract_densepose.py``.
+  skipped) and :func:`import_dump`; its parts: :mod:`~torchreid_dense.dense.sidecar_run` (the bookkeeping),
+  :mod:`~torchreid_dense.dense.image_files` (reading the images) and :mod:`~torchreid_dense.dense.densepose_batches`
+  (the batched, detectron2-free loop of ``tools/extract_densepose.py``).
 
 Classic Caffe2 DensePose ``<name>_IUV.png`` files are imported by :mod:`torchreid_dense.dense.densepose_caffe2`.
 """

@@ -44,25 +44,27 @@ from ..config import (
     ConfigKeyError,
     ConfigValueError,
     engine_run_kwargs,
-    get_default_config,
+    load_config,
     lr_scheduler_kwargs,
     optimizer_kwargs,
 )
 from ..data.availability import DatasetNotFoundError
 from ..data.file_check import BadFilesError
+from ..data.synth_root import check_synth_preset, resolve_synth_root
 from ..models import build_model_from_config, engine_name_of
 from ..optim import build_lr_scheduler, build_optimizer
 from ..registry import ENGINES, PIPELINES
 from ..utils import distributed as du
 from ..utils.cli import exit_status
-from ..utils.device import resolve_use_gpu
 from .base import NonFiniteLossError
 from .checkpoint import CheckpointError, CheckpointMismatchError, load_weights
-from .job_data import build_datamanager, check_synth_preset, resolve_synth_root, use_resumable_train_loader
+from .job_data import build_datamanager, use_resumable_train_loader
 from .job_log import LOG_FILE, log_to
-from .san_pipeline import StepMismatchError
 from .step_log import truncate_step_log
+from .step_record import StepMismatchError
 
+# load_config (torchreid_dense.config.load), check_synth_preset and resolve_synth_root (torchreid_dense.data.synth_root)
+# are re-exported: tools and users import them from here.
 __all__ = ["build_parser", "load_config", "check_synth_preset", "resolve_synth_root", "main", "run_job", "prepare_job",
            "cli", "LOG_FILE", "CONFIG_FILE"]
 
@@ -85,22 +87,6 @@ def build_parser():
         help="config overrides as KEY VALUE pairs, e.g. train.max_epoch 10 model.pretrained False",
     )
     return parser
-
-
-def load_config(config_file="", opts=()):
-    """Defaults <- ``config_file`` <- ``opts``; returns the frozen config.
-
-    ``use_gpu`` is turned off when no GPU is present, so a config written on a GPU machine
-    runs on a CPU-only one.
-    """
-    cfg = get_default_config()
-    if config_file:
-        cfg.merge_from_file(config_file)
-    if opts:
-        cfg.merge_from_list(list(opts))
-    cfg.use_gpu = resolve_use_gpu(cfg.use_gpu)
-    cfg.freeze()
-    return cfg
 
 
 def _run(cfg, info):

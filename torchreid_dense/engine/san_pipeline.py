@@ -38,14 +38,16 @@ import os.path as osp
 
 from .. import compat
 from ..config import imagedata_kwargs
+from ..data.build import build_dataset, dataset_images
 from ..data.pit import PITDataset, ensure_pit_pairs, pit_pairs_dir
+from ..data.pseudo_textures import generate_textures, texture_targets
 from ..data.synth.generate import ManifestMismatchError
-from ..data.texture_generation import (build_dataset, build_texture_model, dataset_images, generate_textures,
-                                       texture_targets)
+from ..data.synth_root import resolve_synth_root
+from ..data.texture_model import build_texture_model
 from ..registry import PIPELINES
 from ..utils import distributed as du
 from .base import CHECKPOINT_LAST
-from .job_data import resolve_synth_root
+from .launch import run_job  # the launcher finds these steps through PIPELINES; SAN-PG (step 2) is one of its jobs
 from .step_record import STEP_FILE, StepMismatchError, claim_step, finish_step, weights_digest
 
 __all__ = ["StepMismatchError", "prepare_san", "san_pg_config", "PG_MODELS", "STEP_FILE", "STEPS_DIR"]
@@ -180,8 +182,6 @@ def _pg_step(cfg, info, pit_root, steps_dir, source):
     logger.info("SAN step 2/3, SAN-PG: %s %s (san.pg_max_epoch %d) on the PIT pairs of %s, in %s (log: %s)",
                 "resuming" if pg.model.resume else "training", pg.model.name, cfg.san.pg_max_epoch, pit_root,
                 directory, osp.join(directory, "log.txt"))
-    from .launch import run_job  # the launcher calls these steps: imported when they run
-
     metrics = run_job(pg, info)
     outputs = {"checkpoint": final, **metrics.get("pit_val", {})}
     finish_step(directory, "SAN-PG", settings, **outputs)

@@ -1,7 +1,7 @@
 """The joint DSA-reID criterion (DSA-reID, CVPR 2019, Sec. 3.2.4 and 4.2)."""
 import torch.nn as nn
 
-from ..models.dsa_reid import _BRANCHES  # branches -> the feature branches ('g' global, 'l' part-aware/local)
+from ..models.dsa_branches import BRANCHES  # branches -> the feature branches ('g' global, 'l' part-aware/local)
 from ..registry import LOSSES
 from ..utils.distributed import all_gather_tensor, all_gather_with_grad
 from .hard_mine_triplet import BatchHardTripletLoss
@@ -59,8 +59,8 @@ class DSALoss(nn.Module):
         super().__init__()
         weights = check_weights("DSA", weight_id_mf=weight_id_mf, weight_triplet=weight_triplet,
                                 weight_id_fused=weight_id_fused)
-        if branches not in _BRANCHES:
-            raise ValueError(f"unknown branches '{branches}'; choose one of {sorted(_BRANCHES)}")
+        if branches not in BRANCHES:
+            raise ValueError(f"unknown branches '{branches}'; choose one of {sorted(BRANCHES)}")
         if part_id_reduction not in _PART_REDUCTIONS:
             raise ValueError(f"part_id_reduction must be one of {_PART_REDUCTIONS}; got '{part_id_reduction}'")
         self.part_id_reduction = part_id_reduction
@@ -81,7 +81,7 @@ class DSALoss(nn.Module):
                 ("loss_id_zl", self.weight_id_fused, lambda o, y: self.id_loss(o["logits_zl"], y)),
             ),
         }
-        self._terms = tuple(t for k in _BRANCHES[branches] for t in terms[k] if t[1] > 0)
+        self._terms = tuple(t for k in BRANCHES[branches] for t in terms[k] if t[1] > 0)
         if not self._terms:
             raise ValueError(f"every DSA loss weight is 0: {weights}")
 

@@ -20,6 +20,10 @@ Forward contract (all models built here):
 SA-Dec is ``'residual'`` (the paper's reading) or ``'unet'`` (the authors' released decoder, which also reads the
 encoder's layer1..3 maps): see :mod:`torchreid_dense.models.san_decoder`.
 
+Modules: :mod:`.san_encoder` (SA-Enc), :mod:`.san_heads` (ID heads and SA-Dec builders), :mod:`.san_decoder`,
+:mod:`.san_weights` (SAN-PG weights into a SAN); this one holds the model and its builders and re-exports their
+public names.
+
 The texture is predicted in the normalised image space (targets are normalised like the
 image, ``(x/255 - mean)/std``), with no final activation: un-normalise with the data mean/std
 to get pixels. ``(Ht, Wt)`` is the configured ``texture_size``.
@@ -27,10 +31,11 @@ to get pixels. ``(Ht, Wt)`` is the configured ``texture_size``.
 import torch.nn as nn
 
 from ..registry import MODELS
-from ..utils.checkpoint import read_model_state
-from .layers import BNNeckClassifier, FCEmbedding, init_conv_bn
-from .pretrained import imagenet_resnet
+from .layers import init_conv_bn
 from .san_decoder import DEFAULT_TEXTURE_SIZE, ResidualUpBlock, SADecoder, UNetSADecoder
+from .san_encoder import SAEncoder
+from .san_heads import DECODERS, ID_HEADS
+from .san_weights import load_san_pg_weights
 
 __all__ = [
     "SAEncoder",
@@ -49,113 +54,7 @@ __all__ = [
     "san_pg_r18",
 ]
 
-# backbone name -> (torchvision constructor name, fe4 channels, default residual SA-Dec widths, layer1..3 channels).
-# The residual widths halve as the resolution doubles, sized so the decoder has about 1/3 of the encoder's
-# parameters (r50: 0.316, r18: 0.317); the layer1..3 channels feed the U-Net SA-Dec's skips.
-_BACKBONES = {
-    "resnet18": ("resnet18", 512, (320, 160, 80, 40), (64, 128, 256)),
-    "resnet50": ("resnet50", 2048, (288, 144, 72, 36), (256, 512, 1024)),
-}
-
-
-def _linear_classifier(in_features, num_classes):
-    """The paper's ID classifier: one FC layer on f (Sec. 3.2), initialised at std 0.01."""
-    fc = nn.Linear(in_features, num_classes)
-    nn.init.normal_(fc.weight, 0, 0.01)
-    nn.init.zeros_(fc.bias)
-    return fc
-
-
-def _bnneck_head(in_features, num_classes):
-    """No embedding; BNNeck classifier on f (Luo et al. 2019)."""
-    return nn.Identity(), BNNeckClassifier(in_features, num_classes)
-
-
-def _linear_head(in_features, num_classes):
-    """No embedding; the paper's FC classifier on f (Sec. 3.2)."""
-    return nn.Identity(), _linear_classifier(in_features, num_classes)
-
-
-def _fc512_head(in_features, num_classes):
-    """The SAN authors' ``resnet50_fc512``: FC -> 512 + BN1d + ReLU on f, then an FC classifier at N(0, 0.01) on
-    the 512-d ``v`` (SAN authors' code, docs/san_authors_code.md §3.1)."""
-    embedding = FCEmbedding(in_features, 512)
-    return embedding, _linear_classifier(embedding.out_features, num_classes)
-
-
-# id_head -> (embedding on f, classifier on the embedding). 'bnneck' is the default: with 'linear' the ID loss of a
-# from-scratch SA-Enc stays at ln(#ids) (the triplet loss on the same un-normalised f dominates it); the BN lets
-# both losses train. 'fc512' is the SAN authors' code: the triplet loss and the test use the 512-d v.
-ID_HEADS = {"bnneck": _bnneck_head, "linear": _linear_head, "fc512": _fc512_head}
-
-
-def _residual_decoder(backbone, texture_size, widths):
-    """The paper's SA-Dec (Sec. 3.2) at the backbone's default widths unless ``widths`` are given."""
-    spec = _BACKBONES[backbone]
-    return SADecoder(spec[1], texture_size, spec[2] if widths is None else widths)
-
-
-def _unet_decoder(backbone, texture_size, widths):
-    """The SAN authors' SA-Dec (docs/san_authors_code.md §3.3) at their widths, scaled to the backbone."""
-    if widths is not None:
-        raise ValueError(
-            f"decoder_widths={tuple(widths)} applies to the residual SA-Dec only; the 'unet' SA-Dec has the "
-            "authors' widths scaled to the backbone: leave san.decoder_widths [] (or set san.decoder residual)"
-        )
-    spec = _BACKBONES[backbone]
-    return UNetSADecoder(spec[1], spec[3], texture_size)
-
-
-# san.decoder -> SA-Dec builder (backbone, texture_size, widths or None)
-DECODERS = {"residual": _residual_decoder, "unet": _unet_decoder}
-
 TR_BLOCKS = (1, 2, 3, 4)  # SA-Dec has 4 blocks; L_TR reads the first N
-
-
-def _torchvision_resnet(backbone, pretrained):
-    """A torchvision ResNet with ImageNet weights as ``pretrained`` says (True, False or a local file):
-    :func:`~torchreid_dense.models.pretrained.imagenet_resnet`."""
-    if backbone not in _BACKBONES:
-        raise KeyError(f"SAN backbone '{backbone}' is not supported; choose one of {sorted(_BACKBONES)}")
-    return imagenet_resnet(_BACKBONES[backbone][0], pretrained, what=f"SAN ({backbone})")
-
-
-class SAEncoder(nn.Module):
-    """SA-Enc (Sec. 3.2): ResNet conv1..layer4 with the last down-sampling removed -> fe4 and f.
-
-    Args:
-        backbone (str): ``resnet50`` (paper) or ``resnet18``.
-        pretrained (bool): initialise from torchvision's ImageNet weights.
-    """
-
-    def __init__(self, backbone="resnet50", pretrained=True):
-        super().__init__()
-        net = _torchvision_resnet(backbone, pretrained)
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        # last stride 1 (as torchreid's last_stride=1): the first block of layer4 and its shortcut
-        for m in self.layer4[0].modules():
-            if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
-                m.stride = (1, 1)
-        self.global_avgpool = nn.AdaptiveAvgPool2d(1)
-        self.feature_dim = _BACKBONES[backbone][1]
-
-    def featuremaps(self, x, return_skips=False):
-        """Input images ``[B,3,H,W]`` -> fe4 ``[B, C, H/16, W/16]``; with ``return_skips``, ``(fe4, (layer1,
-        layer2, layer3))`` at strides 4, 8, 16 (the maps the SAN authors' U-Net SA-Dec adds, resnet.py:195-204)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x1 = self.layer1(x)
-        x2 = self.layer2(x1)
-        x3 = self.layer3(x2)
-        fe4 = self.layer4(x3)
-        return (fe4, (x1, x2, x3)) if return_skips else fe4
-
-    def pool(self, fe4):
-        """fe4 -> the re-ID feature f ``[B, C]`` (global average pooling)."""
-        return self.global_avgpool(fe4).flatten(1)
-
-    def forward(self, x):
-        return self.pool(self.featuremaps(x))
 
 
 class _InferencePath(nn.Module):
@@ -347,56 +246,3 @@ def san_pg(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwarg
 def san_pg_r18(num_classes=0, loss="softmax", pretrained=True, use_gpu=True, **kwargs):
     """SAN-PG with a ResNet-18 SA-Enc."""
     return _build_san_pg(num_classes, "resnet18", pretrained, _san_kwargs(kwargs, "san_pg_r18"))
-
-
-def load_san_pg_weights(san_model, path, decoder=True, verbose=True):
-    """Step 2 initialisation (Sec. 3.2): copy SA-Enc (+ SA-Dec) weights of a SAN-PG checkpoint.
-
-    Every ``encoder.*`` entry (and, with ``decoder``, every ``decoder.*`` entry) of ``san_model`` must be
-    present in the checkpoint with the same shape; the heads keep their initialisation.
-
-    Args:
-        san_model (SAN): the model to initialise (may be wrapped in DataParallel).
-        path (str): a checkpoint file (torchreid's ``{'state_dict': ...}`` or a bare state dict).
-        decoder (bool): also copy SA-Dec; False copies the encoder only and SA-Dec keeps its own init
-            (``san.init_decoder False``: the SAN authors' code starts its decoder from scratch).
-        verbose (bool): print a one-line summary.
-
-    Returns:
-        dict with ``loaded`` (keys copied), ``kept`` (model keys left as they were) and
-        ``ignored`` (checkpoint keys not used).
-    """
-    model = getattr(san_model, "module", san_model)
-    source = read_model_state(path, "SAN-PG checkpoint", "; train san_pg first (step 1)")[1]
-    target = model.state_dict()
-    prefixes = ("encoder.", "decoder.") if decoder else ("encoder.",)
-    parts = "SA-Enc/SA-Dec" if decoder else "SA-Enc"
-    wanted = [k for k in target if k.startswith(prefixes)]
-    missing = [k for k in wanted if k not in source]
-    if missing:
-        raise KeyError(
-            f"'{path}' lacks {len(missing)} {parts} entries of the model (first: {missing[:3]}); "
-            "is it a san_pg checkpoint of the same backbone and san.decoder?"
-        )
-    bad = [f"{k}: checkpoint {tuple(source[k].shape)} vs model {tuple(target[k].shape)}"
-           for k in wanted if source[k].shape != target[k].shape]
-    if bad:
-        raise ValueError(
-            f"'{path}' does not fit this SAN ({len(bad)} shape mismatches, e.g. {bad[:3]}); check "
-            "backbone, san.decoder, decoder_widths and texture_size against the san_pg run"
-        )
-    model.load_state_dict({k: source[k] for k in wanted}, strict=False)
-    wanted_set = set(wanted)
-    report = {
-        "loaded": wanted,
-        "kept": [k for k in target if k not in wanted_set],
-        "ignored": [k for k in source if k not in wanted_set],
-    }
-    if verbose:
-        kept = ", ".join(sorted({k.split(".")[0] for k in report["kept"]})) or "-"
-        print(
-            f"=> SAN-PG weights from '{path}': {len(report['loaded'])} entries loaded "
-            f"({'encoder + decoder' if decoder else 'encoder only'}), {len(report['kept'])} kept ({kept}), "
-            f"{len(report['ignored'])} ignored"
-        )
-    return report

@@ -34,20 +34,29 @@ class CameraStyle:
     clutter: int               # number of clutter objects in the background
 
 
-CAMERAS = (
-    CameraStyle("c1 entrance, mostly front", 0, 30, False, False, (1.08, 1.0, 0.86), 1.05, 0.55, 30,
-                (0.0, 0.5), (0.85, 1.0), 3.0, ((196, 186, 160), (150, 140, 118)), (120, 116, 110), (0.55, 0.7), 4),
-    CameraStyle("c2 corridor, mostly back", 180, 30, False, False, (0.86, 0.97, 1.14), 0.95, 0.6, 150,
-                (0.3, 0.8), (0.7, 0.9), 4.0, ((170, 178, 190), (96, 104, 120)), (84, 88, 96), (0.6, 0.8), 3),
-    CameraStyle("c3 street, side view", 90, 25, True, False, (0.92, 1.06, 0.9), 0.82, 0.5, 60,
-                (0.4, 1.0), (0.55, 0.75), 5.0, ((118, 130, 104), (80, 92, 72)), (96, 96, 90), (0.5, 0.7), 6),
-    CameraStyle("c4 square, any view, low resolution", 0, 0, False, True, (1.0, 1.0, 1.0), 1.12, 0.7, 90,
-                (0.3, 0.7), (0.4, 0.6), 3.0, ((140, 160, 176), (200, 200, 196)), (150, 146, 138), (0.45, 0.65), 5),
-    CameraStyle("c5 shop, front diagonal", 40, 20, True, False, (1.06, 0.9, 1.06), 0.98, 0.5, 120,
-                (0.2, 0.6), (0.75, 0.95), 3.5, ((200, 170, 178), (120, 100, 110)), (110, 100, 104), (0.55, 0.75), 5),
-    CameraStyle("c6 parking, back diagonal, dim", 140, 20, True, False, (1.06, 1.0, 0.78), 0.72, 0.45, 20,
-                (0.4, 0.9), (0.6, 0.85), 7.0, ((92, 88, 80), (60, 58, 52)), (70, 70, 66), (0.5, 0.7), 4),
-)
+# The six cameras as a table: one row per CameraStyle field, one column per camera (c1 .. c6, in this order).
+_CAMERA_TABLE = {
+    "name": ("c1 entrance, mostly front", "c2 corridor, mostly back", "c3 street, side view",
+             "c4 square, any view, low resolution", "c5 shop, front diagonal", "c6 parking, back diagonal, dim"),
+    "yaw_mean": (0, 180, 90, 0, 40, 140),
+    "yaw_std": (30, 30, 25, 0, 20, 20),
+    "yaw_mirror": (False, False, True, False, True, True),
+    "yaw_uniform": (False, False, False, True, False, False),
+    "gains": ((1.08, 1.0, 0.86), (0.86, 0.97, 1.14), (0.92, 1.06, 0.9), (1.0, 1.0, 1.0), (1.06, 0.9, 1.06),
+              (1.06, 1.0, 0.78)),
+    "brightness": (1.05, 0.95, 0.82, 1.12, 0.98, 0.72),
+    "ambient": (0.55, 0.6, 0.5, 0.7, 0.5, 0.45),
+    "light_azimuth": (30, 150, 60, 90, 120, 20),
+    "blur": ((0.0, 0.5), (0.3, 0.8), (0.4, 1.0), (0.3, 0.7), (0.2, 0.6), (0.4, 0.9)),
+    "resolution": ((0.85, 1.0), (0.7, 0.9), (0.55, 0.75), (0.4, 0.6), (0.75, 0.95), (0.6, 0.85)),
+    "noise": (3.0, 4.0, 5.0, 3.0, 3.5, 7.0),
+    "wall": (((196, 186, 160), (150, 140, 118)), ((170, 178, 190), (96, 104, 120)), ((118, 130, 104), (80, 92, 72)),
+             ((140, 160, 176), (200, 200, 196)), ((200, 170, 178), (120, 100, 110)), ((92, 88, 80), (60, 58, 52))),
+    "ground": ((120, 116, 110), (84, 88, 96), (96, 96, 90), (150, 146, 138), (110, 100, 104), (70, 70, 66)),
+    "horizon": ((0.55, 0.7), (0.6, 0.8), (0.5, 0.7), (0.45, 0.65), (0.55, 0.75), (0.5, 0.7)),
+    "clutter": (4, 3, 6, 5, 5, 4),
+}
+CAMERAS = tuple(CameraStyle(**dict(zip(_CAMERA_TABLE, values))) for values in zip(*_CAMERA_TABLE.values()))
 NUM_CAMERAS = len(CAMERAS)
 
 
