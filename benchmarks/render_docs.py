@@ -129,7 +129,10 @@ def describe_machines(jobs):
         return "machine not recorded"
     if len(counts) == 1:
         return next(iter(counts))
-    return "jobs on different machines: " + "; ".join(f"{desc} ({_plural(n, 'job')})" for desc, n in counts.items())
+    listed = "; ".join(f"{desc} ({_plural(n, 'job')})" for desc, n in counts.items())
+    recorded = [desc for desc in counts if desc != "machine not recorded"]
+    # one recorded machine beside unrecorded jobs is not evidence of two machines: list them without saying so
+    return listed if len(recorded) < 2 else "jobs on different machines: " + listed
 
 
 def source_line(path, jobs, extra=""):

@@ -106,8 +106,7 @@ def test_suite_table_default_metrics_one_seed_and_mixed_machines(suite_report):
         "| Plus net | 54.5 ± 0.7 | 45.5 ± 3.5 | 13.0 ± 2.8 | 2 |\n"
         "| Solo net | 33.3 | 25.0 | - | 1 |\n"
         "\n"
-        f"_From rep/results.json; jobs on different machines: {MACHINE_1} (4 jobs); "
-        "machine not recorded (1 job)._")
+        f"_From rep/results.json; {MACHINE_1} (4 jobs); machine not recorded (1 job)._")
 
 
 def test_suite_deltas(suite_report):
