@@ -27,7 +27,7 @@ from torchreid_dense.benchmark.runner import (
     run_job,
     run_suite,
 )
-from torchreid_dense.benchmark.suite import SuiteError, load_suite
+from torchreid_dense.benchmark.suite import SuiteError, SuiteRun, load_suite
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -99,6 +99,26 @@ def test_load_suite_merges_opts_seeds_and_orders_dependencies(tmp_path, configs)
     assert [j.key for j in plan_jobs(suite, "out", seeds=[3])] == ["pre/seed3", "main/seed3"]
     assert [r.name for r in suite.select(["main"]).runs] == ["pre", "main"]
     assert [r.name for r in suite.select(["pre"]).runs] == ["pre"]
+
+
+def test_fixed_seeds_run_keeps_its_seed_when_the_command_line_gives_others(tmp_path, configs):
+    """A preprocessing run (SAN-PG) marked ``fixed_seeds`` is one model: ``--seeds 1`` trains seed 1 of the rows
+    from it, the same job (same dependency) as seed 1 of a run without ``--seeds`` (issue 28: a job's result
+    must not depend on how it is launched)."""
+    a, b = configs
+    text = SUITE.format(a=a, b=b).replace("    report: false\n", "    report: false\n    fixed_seeds: true\n")
+    suite = load_suite(write(tmp_path / "suite.yaml", text))
+    pre, main = suite.runs
+    assert (pre.fixed_seeds, main.fixed_seeds) == (True, False)
+    assert (pre.job_seeds([1, 2]), main.job_seeds([1, 2]), main.job_seeds(None)) == ((7,), (1, 2), (0, 1, 2))
+    given = plan_jobs(suite, "out", seeds=[1])
+    assert [j.key for j in given] == ["pre/seed7", "main/seed1"]
+    default = {j.key: j for j in plan_jobs(suite, "out")}
+    assert dict(given[1].deps)["pre"].key == dict(default["main/seed1"].deps)["pre"].key == "pre/seed7"
+    assert given[1].argv() == default["main/seed1"].argv()
+    several = SuiteRun(name="pg", label="pg", config=a, seeds=(0, 1, 2), fixed_seeds=True)
+    assert (several.job_seeds([1]), several.job_seeds([1, 5]), several.job_seeds([5]), several.job_seeds(None)) == \
+        ((1,), (1,), (0,), (0, 1, 2))
 
 
 @pytest.mark.parametrize("runs, message", [

@@ -50,7 +50,8 @@ def build_parser():
     parser.add_argument("--suite", required=True, help="suite file, e.g. configs/suites/synth.yaml")
     parser.add_argument("--output", default="", help="output directory (default: log/benchmark/<suite>[-<profile>])")
     parser.add_argument("--profile", default="", help="a profile of the suite file (e.g. quick)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="replace every run's seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="replace every run's seeds (a fixed_seeds run, e.g. SAN-PG, only picks among its own)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="run only these runs (and the runs they depend on)")
     parser.add_argument("--dry-run", action="store_true", help="print the jobs and their tools/main.py commands")

@@ -95,15 +95,14 @@ def plan_jobs(suite, output, seeds=None):
     Args:
         suite (Suite): a loaded suite.
         output (str): the suite's output directory.
-        seeds (list of int, optional): replace every run's seeds.
+        seeds (list of int, optional): replace every run's seeds (but a ``fixed_seeds`` run's).
     """
     jobs, by_key = [], {}
     for run in suite.runs:
-        for seed in (tuple(seeds) if seeds else run.seeds):
+        for seed in run.job_seeds(seeds):
             deps = []
             for dep in run.depends_on:
-                dep_run = suite.run(dep)
-                dep_seeds = tuple(seeds) if seeds else dep_run.seeds
+                dep_seeds = suite.run(dep).job_seeds(seeds)
                 deps.append((dep, by_key[(dep, seed if seed in dep_seeds else dep_seeds[0])]))
             job = Job(run, int(seed), osp.join(output, run.name, f"seed{seed}"), tuple(deps))
             by_key[(run.name, seed)] = job

@@ -18,6 +18,7 @@ A suite file (``configs/suites/<name>.yaml``)::
         config: configs/san_pg_synth.yaml
         report: false                   # trained for another run, not a row of the table
         pinned: [train.max_epoch]       # keys command-line --opts do not change for this run (its own schedule)
+        fixed_seeds: true               # command-line --seeds pick among its seeds, never add one (see below)
       - name: san_r18
         config: configs/san_synth.yaml
         depends_on: [san_pg_r18]        # trained after san_pg_r18 (same seed, else its first seed)
@@ -36,7 +37,9 @@ suite's output directory (e.g. for files a driver writes there before the runs t
 overrides win: config file < ``defaults.opts`` < run ``opts`` < profile ``opts`` < profile run
 ``opts`` < command-line opts; ``train.seed`` and ``data.save_dir`` belong to the runner. A run's ``pinned``
 keys are the exception: command-line opts of those keys do not reach it (e.g. a preprocessing model that keeps
-its schedule when the re-ID rows are trained longer).
+its schedule when the re-ID rows are trained longer). Command-line seeds replace each run's seeds, but a
+``fixed_seeds`` run only keeps those of its own seeds asked for (its first when none is), so a row's seed k
+depends on the same job with or without ``--seeds`` (SAN rows start from the suite's SAN-PG model).
 """
 import os.path as osp
 import re
@@ -61,7 +64,7 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles", "deltas"}
 _DEFAULT_KEYS = {"seeds", "opts", "target"}
-_RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target", "pinned"}
+_RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target", "pinned", "fixed_seeds"}
 _PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
 _PROFILE_RUN_KEYS = {"seeds", "opts"}
 
@@ -80,6 +83,7 @@ class SuiteRun:
         report: whether the run is a row of the result table.
         target: evaluation target tabulated ('' = the first one the launcher returns).
         pinned: config keys whose command-line overrides this run ignores (its fingerprint too).
+        fixed_seeds: whether command-line seeds only select among this run's seeds (see :meth:`job_seeds`).
     """
 
     name: str
@@ -91,6 +95,16 @@ class SuiteRun:
     report: bool = True
     target: str = ""
     pinned: tuple = ()
+    fixed_seeds: bool = False
+
+    def job_seeds(self, seeds=None):
+        """The seeds this run is trained with when the command line asks for ``seeds`` (None: its own): those
+        seeds, or for a ``fixed_seeds`` run those of its own seeds asked for (its first when none is)."""
+        if not seeds:
+            return self.seeds
+        if self.fixed_seeds:
+            return tuple(s for s in self.seeds if s in set(map(int, seeds))) or self.seeds[:1]
+        return tuple(int(s) for s in seeds)
 
     def command_line_opts(self, extra_opts):
         """``extra_opts`` (command-line ``KEY VALUE`` pairs) without the pairs of this run's ``pinned`` keys."""
@@ -218,6 +232,7 @@ def load_suite(path, profile=None):
             report=bool(entry.get("report", True)),
             target=str(entry.get("target", default_target) or ""),
             pinned=tuple(pinned),
+            fixed_seeds=bool(entry.get("fixed_seeds", False)),
         ))
     unknown = sorted(set(prof_runs) - names)
     if unknown:
