@@ -86,43 +86,29 @@ def suite_report(tmp_path):
     return tmp_path
 
 
-def test_suite_table(suite_report):
-    text = RENDERERS["suite_table"]({"results": "rep", "rows": "plus,base", "metrics": "R1,mAP"}, str(suite_report))
-    assert text == (
+SUITE_CASES = {
+    "chosen rows and metrics": ("suite_table", {"rows": "plus,base", "metrics": "R1,mAP"}, (
         "| Model | R1 (%) | mAP (%) | Seeds |\n"
         "|---|---:|---:|---:|\n"
         "| Plus net | 54.5 ± 0.7 | 45.5 ± 3.5 | 2 |\n"
         "| Base net | 51.0 ± 1.4 | 42.0 ± 2.8 | 2 |\n"
         "\n"
-        f"_From rep/results.json; {MACHINE_1}._")
-
-
-def test_suite_table_default_metrics_one_seed_and_mixed_machines(suite_report):
-    text = RENDERERS["suite_table"]({"results": "rep"}, str(suite_report))
-    assert text == (
+        f"_From rep/results.json; {MACHINE_1}._")),
+    "default metrics, one seed, a job without machine": ("suite_table", {}, (
         "| Model | R1 (%) | mAP (%) | mINP (%) | Seeds |\n"
         "|---|---:|---:|---:|---:|\n"
         "| Base net | 51.0 ± 1.4 | 42.0 ± 2.8 | 11.0 ± 1.4 | 2 |\n"
         "| Plus net | 54.5 ± 0.7 | 45.5 ± 3.5 | 13.0 ± 2.8 | 2 |\n"
         "| Solo net | 33.3 | 25.0 | - | 1 |\n"
         "\n"
-        f"_From rep/results.json; {MACHINE_1} (4 jobs); machine not recorded (1 job)._")
-
-
-def test_suite_deltas(suite_report):
-    text = RENDERERS["suite_deltas"]({"results": "rep"}, str(suite_report))
-    assert text == (
+        f"_From rep/results.json; {MACHINE_1} (4 jobs); machine not recorded (1 job)._")),
+    "deltas": ("suite_deltas", {}, (
         "| Delta | plus - minus | mAP (pp) | mAP per seed (pp) | R1 (pp) | Seeds |\n"
         "|---|---|---:|---:|---:|---|\n"
         "| better | plus - base | +3.5 ± 0.7 | +3.0, +4.0 | +3.5 ± 2.1 | 0, 1 |\n"
         "\n"
-        f"_From rep/results.json (plus - minus seed by seed, then mean ± sample std); {MACHINE_1}._")
-    assert RENDERERS["suite_deltas"]({"results": "rep", "deltas": "better"}, str(suite_report)) == text
-
-
-def test_demo(suite_report):
-    text = RENDERERS["demo"]({"results": "rep"}, str(suite_report))
-    assert text == (
+        f"_From rep/results.json (plus - minus seed by seed, then mean ± sample std); {MACHINE_1}._")),
+    "demo, two recorded machines": ("demo", {}, (
         "| Model | R1 (%) | mAP (%) |\n"
         "|---|---:|---:|\n"
         "| Base net | 51.0 ± 1.4 | 42.0 ± 2.8 |\n"
@@ -132,7 +118,19 @@ def test_demo(suite_report):
         "PG net: held-out texture L1 0.123 ([0, 1] pixel units).\n"
         "\n"
         f"_From rep/results.json; jobs on different machines: {MACHINE_1} (4 jobs); machine not recorded (1 job); "
-        "Test CPU (AVX2), 2 torch threads, torch 2.0 (1 job)._")
+        "Test CPU (AVX2), 2 torch threads, torch 2.0 (1 job)._")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SUITE_CASES))
+def test_suite_renderers(suite_report, case):
+    name, args, expected = SUITE_CASES[case]
+    assert RENDERERS[name]({"results": "rep", **args}, str(suite_report)) == expected
+
+
+def test_suite_deltas_selected_by_name(suite_report):
+    text = RENDERERS["suite_deltas"]({"results": "rep"}, str(suite_report))
+    assert RENDERERS["suite_deltas"]({"results": "rep", "deltas": "better"}, str(suite_report)) == text
 
 
 def _summary(value):
