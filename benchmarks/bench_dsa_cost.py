@@ -15,7 +15,7 @@ Usage::
     python benchmarks/bench_dsa_cost.py --threads 2 --batch 32 --steps 5
 
 Timings on a shared machine are noisy: the median of ``--steps`` timed steps (after 2 warm-up steps).
-``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+``--json FILE`` writes what is printed as data (``torchreid_dense.benchmark.micro_record.MicroRecord``: with the machine, the load average
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -27,7 +27,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import torchreid_dense  # noqa: F401  (registers the models into torchreid)
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense import compat
 from torchreid_dense.losses.dsa_loss import DSALoss
 from torchreid_dense.models.dsa_reid import remove_last_stride

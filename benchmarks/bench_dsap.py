@@ -6,7 +6,7 @@ with a naive per-pixel Python loop measured in the same run on a few images.
 
     python benchmarks/bench_dsap.py [--batch 64] [--threads N] [--iters 20] [--json FILE]
 
-``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+``--json FILE`` writes what is printed as data (``torchreid_dense.benchmark.micro_record.MicroRecord``: with the machine, the load average
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense.dense import NUM_CHARTS, warp_dsap
 
 

@@ -33,7 +33,7 @@ Usage::
     python benchmarks/bench_eval.py --skip-fastreid  # no download or compilation
     python benchmarks/bench_eval.py --json benchmarks/results/micro/bench_eval.json  # also the figures as data
 
-``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+``--json FILE`` writes what is printed as data (``torchreid_dense.benchmark.micro_record.MicroRecord``: with the machine, the load average
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -51,7 +51,7 @@ import zipfile
 import numpy as np
 import torch
 
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense.metrics import evaluate_rank
 
 MARKET = dict(name="Market-1501", num_query=3368, num_gallery=15913, num_ids=751, num_distractors=2798,

@@ -12,7 +12,7 @@ and again (answered by the cache: one stat per file).
 ``--images 32217`` is Market-1501's own image count (train + query + gallery without junk): 64,434 files
 with the IUV maps. The files were just written, so "cold" means cold for the check (nothing cached by it),
 with the file contents in the OS page cache; a first read from a slow disk adds its read time.
-``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+``--json FILE`` writes what is printed as data (``torchreid_dense.benchmark.micro_record.MicroRecord``: with the machine, the load average
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense.data import DenseImageDataManager
 from torchreid_dense.data.file_check import check_datasets
 from torchreid_dense.data.synth.generate import ensure_dataset

@@ -28,7 +28,7 @@ Usage::
     python benchmarks/bench_rerank.py --torchreid-cache /tmp/rerank_ref --skip-msmt
     python benchmarks/bench_rerank.py --json benchmarks/results/micro/bench_rerank.json  # also the figures as data
 
-``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+``--json FILE`` writes what is printed as data (``torchreid_dense.benchmark.micro_record.MicroRecord``: with the machine, the load average
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -42,7 +42,7 @@ import torch
 
 from bench_eval import (MARKET, MSMT17, json_argument, measure, parse_arguments, problem_arguments, settings_of,
                         synthetic_features)
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense import compat
 from torchreid_dense.metrics import evaluate_rank, rerank, rerank_features
 

@@ -11,7 +11,7 @@ the SynthReID atlas with tile 32; also without L_TR and with a 96x64 texture) an
 torchreid's triplet engine) on random 128x64 batches, SGD, CPU.
 
 ``--json FILE`` writes the printed figures as data: ``cost`` (per backbone) and ``step_time`` (per model, with
-its ``setting``), plus the fields of ``render_docs.MicroRecord`` (the machine, the load average, the command line
+its ``setting``), plus the fields of ``torchreid_dense.benchmark.micro_record.MicroRecord`` (the machine, the load average, the command line
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import torchreid_dense  # noqa: F401  (registers the models)
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense import compat
 from torchreid_dense.losses import SANLoss
 from torchreid_dense.models.san import build_san

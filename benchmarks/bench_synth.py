@@ -9,7 +9,7 @@ the generator does.
 
     python benchmarks/bench_synth.py [--images 400] [--height 128 --width 64] [--json FILE]
 
-``--json FILE`` writes what is printed as data (``render_docs.MicroRecord``: with the machine, the load average
+``--json FILE`` writes what is printed as data (``torchreid_dense.benchmark.micro_record.MicroRecord``: with the machine, the load average
 and the commit), for ``python benchmarks/render_docs.py``.
 """
 import argparse
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from render_docs import MicroRecord
+from torchreid_dense.benchmark.micro_record import MicroRecord
 from torchreid_dense.data.synth.body import build_body, sample_pose
 from torchreid_dense.data.synth.cameras import CAMERAS, NUM_CAMERAS, sample_view
 from torchreid_dense.data.synth.degrade import estimate_iuv

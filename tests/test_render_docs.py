@@ -16,7 +16,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(REPO, "benchmarks"))
 
 import render_docs  # noqa: E402
-from render_docs import RENDERERS, MicroRecord, RenderError, main, render_page  # noqa: E402
+from render_docs import RENDERERS, RenderError, main, render_page  # noqa: E402
+from torchreid_dense.benchmark.micro_record import MicroRecord  # noqa: E402
 from torchreid_dense.benchmark.report import aggregate, paired_deltas  # noqa: E402
 
 M1 = {"cpu": "Test CPU", "cpu_capability": "AVX2", "cores": 2, "torch_threads": 1, "torch": "2.0", "python": "3.11"}
