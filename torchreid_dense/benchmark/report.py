@@ -12,6 +12,7 @@ import os
 import os.path as osp
 
 from ..utils.io import atomic_write
+from .attempts import train_time_complete
 from .runner import RESULT_FILE
 
 __all__ = [
@@ -104,7 +105,8 @@ def aggregate(results, order=None):
         for metric in METRICS:
             row[metric] = summarize([100.0 * _target_metrics(r)[1][metric] for r in group
                                      if metric in _target_metrics(r)[1]])
-        row["train_time_min"] = summarize([r["train_time_s"] / 60.0 for r in group if "train_time_s" in r])
+        row["train_time_min"] = summarize([r["train_time_s"] / 60.0 for r in group if train_time_complete(r)])
+        row["train_time_left_out"] = [r.get("seed") for r in group if "train_time_s" in r and not train_time_complete(r)]
         rows.append(row)
     return rows
 
@@ -153,7 +155,15 @@ def _notes(rows):
         f"CPU latency: median wall time per image of the inference graph, {', '.join(threads) or '?'} "
         "thread(s), batch 1 and batch 32 (per image).",
         "Train time: wall time of the whole tools/main.py job (training and the final evaluation).",
-    ]
+    ] + _left_out_note(rows)
+
+
+def _left_out_note(rows):
+    left_out = [f"{r['run']} seed {s}" for r in rows for s in r.get("train_time_left_out") or []]
+    if not left_out:
+        return []
+    return ["Train time leaves out resumed jobs whose earlier attempts were not recorded (an older runner): "
+            + ", ".join(left_out) + "."]
 
 
 def _csv_rows(rows):

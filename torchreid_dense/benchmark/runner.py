@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from ..engine.checkpointing import CHECKPOINT_LAST
+from .attempts import start_attempt
 from .job_dir import FAILED_FILE, JOB_FILE, RESULT_FILE, STDOUT_FILE, last_checkpoint, read_result, write_json
 from .job_process import in_process_job, subprocess_job, worker_main
 from .opts import PLACEHOLDER, SUITE_PLACEHOLDER
@@ -165,12 +166,23 @@ def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True):
 
     An attempt that was interrupted (killed, machine gone) continues from its last ``checkpoint_last.pth``
     (at most :data:`CHECKPOINT_EVERY` steps are redone; with ``data.workers > 0`` the redone augmentation draws
-    differ from the uninterrupted run's, everything else is restored exactly).
+    differ from the uninterrupted run's, everything else is restored exactly); ``train_time_s`` then adds the
+    earlier attempts' time up to that checkpoint (:mod:`~torchreid_dense.benchmark.attempts`).
     """
     argv = job.argv(extra_opts, resolve=_resolver(job), runner_opts=_resume_opts(job, extra_opts))
     spec = {"argv": argv, "out_dir": job.out_dir, "threads": threads, "latency": latency}
     started = datetime.datetime.now().isoformat(timespec="seconds")
+    os.makedirs(job.out_dir, exist_ok=True)
+    resume_from = argv[argv.index("model.resume") + 1] if "model.resume" in argv else ""
+    attempts, earlier_s = start_attempt(job.out_dir, resume_from)
     result = dict(job_fn(spec))
+    if "train_time_s" in result:  # the whole job's wall time, earlier attempts up to the resumed checkpoint included
+        result["attempt_time_s"] = result["train_time_s"]
+        if earlier_s is None:
+            result["train_time_incomplete"] = True
+        else:
+            result["train_time_s"] += earlier_s
+            result["attempts"] = attempts
     result.update({
         "suite": suite_name,
         "run": job.run.name,
