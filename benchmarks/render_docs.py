@@ -23,7 +23,8 @@ Renderers (:data:`RENDERERS`):
 
 * ``suite_table results=DIR [rows=a,b,c] [metrics=R1,mAP,mINP]``: rows of a suite report ``DIR/results.json``
   (``torchreid_dense.benchmark.report.write_report``): model, metrics as mean ± std over seeds, seeds.
-* ``suite_deltas results=DIR [deltas=NAME1;NAME2]``: the report's paired deltas with their per-seed values.
+* ``suite_deltas results=DIR [deltas=NAME1;NAME2] [fallback=DIR]``: the report's paired deltas with their per-seed
+  values; with ``fallback``, a delta not measured in ``results`` comes from that report (a CPU column says whose).
 * ``regime results=DIR``: the regime study ``DIR/regime.json`` (``torchreid_dense.benchmark.regime``).
 * ``demo results=DIR``: the ``make demo`` table (model, R1, mAP) and SAN-PG's held-out texture L1.
 * ``synth_presets [presets=tiny,small,full] [seed=0]``: SynthReID's presets, counted from their image plans.
@@ -199,33 +200,53 @@ def render_suite_table(args, root):
     return _table(head, body) + "\n\n" + source_line(path, _jobs_of(data, [r["run"] for r in rows]))
 
 
-@renderer("suite_deltas", required=("results",), optional=("deltas",))
+@renderer("suite_deltas", required=("results",), optional=("deltas", "fallback"))
 def render_suite_deltas(args, root):
-    """A suite report's paired deltas: mAP mean ± std with the per-seed values, R1 mean ± std, seeds."""
-    path, data = _report(args, root)
-    specs = [(d["name"], d["plus"], d["minus"]) for d in data.get("deltas") or []]
-    if not specs:
-        raise RenderError(f"{path} has no paired deltas (its suite defines none); use suite_table instead")
-    names = _split(args.get("deltas", ""), ";")
-    if names:
-        known = {s[0]: s for s in specs}
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise RenderError(f"deltas {', '.join(missing)} not in {path} (its deltas: {'; '.join(known)}); "
-                              "fix deltas= in the marker")
-        specs = [known[n] for n in names]
-    results = data.get("results", [])
-    rows = paired_deltas(results, specs)
-    body = []
-    for row, spec in zip(rows, specs):
+    """A suite report's paired deltas: mAP mean ± std with the per-seed values, R1 mean ± std, seeds.
+
+    ``fallback=DIR``: a delta with no paired seed in ``results`` comes from that report instead (an older
+    measurement on another machine); the table then says each row's machine.
+    """
+    sources = [_report(args, root)] + ([_report({"results": args["fallback"]}, root)] if args.get("fallback") else [])
+    known = {}  # delta name -> its spec in each source that defines it
+    for path, data in sources:
+        for d in data.get("deltas") or []:
+            known.setdefault(d["name"], []).append(((d["name"], d["plus"], d["minus"]), path, data))
+    if not known:
+        raise RenderError(f"{sources[0][0]} has no paired deltas (its suite defines none); use suite_table instead")
+    names = _split(args.get("deltas", ""), ";") or list(known)
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise RenderError(f"deltas {', '.join(missing)} not in {' or '.join(p for p, _ in sources)} "
+                          f"(their deltas: {'; '.join(known)}); fix deltas= in the marker")
+    body, used = [], {}
+    for name in names:
+        candidates = [(spec, path, data, paired_deltas(data.get("results", []), [spec])[0])
+                      for spec, path, data in known[name]]
+        spec, path, data, row = next((c for c in candidates if c[3]["seeds"]), candidates[0])
+        results = data.get("results", [])
+        jobs = _jobs_of(data, spec[1:])
+        used.setdefault(path, {}).update({(job.get("run"), job.get("seed")): job for job in jobs})
         per_seed = [paired_deltas([r for r in results if r.get("seed") == s], [spec])[0]["mAP"] for s in row["seeds"]]
         body.append([row["name"], f"{row['plus']} - {row['minus']}", _delta_cell(row["mAP"]),
                      ", ".join(_delta_cell(s) for s in per_seed) or "-", _delta_cell(row["rank1"]),
-                     ", ".join(map(str, row["seeds"])) or "-"])
-    head = ["Delta", "plus - minus", "mAP (pp)", "mAP per seed (pp)", "R1 (pp)", "Seeds"]
-    table = _table(head, body, ["---", "---", "---:", "---:", "---:", "---"])
-    jobs = _jobs_of(data, [r for _, plus, minus in specs for r in (plus, minus)])
-    return table + "\n\n" + source_line(path, jobs, " (plus - minus seed by seed, then mean ± sample std)")
+                     ", ".join(map(str, row["seeds"])) or "-", _cpu_of(jobs)])
+    head = ["Delta", "plus - minus", "mAP (pp)", "mAP per seed (pp)", "R1 (pp)", "Seeds", "CPU"]
+    align = ["---", "---", "---:", "---:", "---:", "---", "---"]
+    if len(used) == 1:  # one source: its machine is in the source line, no column
+        head, align, body = head[:-1], align[:-1], [row[:-1] for row in body]
+        path, jobs = next(iter(used.items()))
+        return _table(head, body, align) + "\n\n" + source_line(
+            path, list(jobs.values()), " (plus - minus seed by seed, then mean ± sample std)")
+    origin = " and ".join(f"{path} ({describe_machines(list(jobs.values()))})" for path, jobs in used.items())
+    return _table(head, body, align) + f"\n\n_From {origin}; plus - minus seed by seed, then mean ± sample std._"
+
+
+def _cpu_of(jobs):
+    """The CPU of a delta's jobs, short (``AMD EPYC (AVX2)``), or ``not recorded``."""
+    cpus = sorted({describe_machine(job.get("machine")).split(",")[0] if job.get("machine") else "not recorded"
+                   for job in jobs})
+    return " / ".join(cpus) or "not recorded"
 
 
 @renderer("regime", required=("results",))

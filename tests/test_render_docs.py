@@ -134,6 +134,30 @@ def test_suite_deltas_selected_by_name(suite_report):
     assert RENDERERS["suite_deltas"]({"results": "rep", "deltas": "better"}, str(suite_report)) == text
 
 
+def test_suite_deltas_fallback_takes_the_deltas_the_report_lacks(suite_report):
+    """fallback=DIR: a delta with no paired seed in the report comes from the older one, with each row's CPU."""
+    old = [_job("base", 0, "Base net", 0.40, 0.30, 0.10), _job("plus", 0, "Plus net", 0.41, 0.32, 0.10),
+           _job("solo", 0, "Solo net", 0.45, 0.37, 0.10)]
+    _write(suite_report / "old" / "results.json", {
+        "title": "t", "rows": aggregate(old), "notes": [], "results": old,
+        "deltas": paired_deltas(old, [("better", "plus", "base"), ("alone", "solo", "base")])})
+    text = RENDERERS["suite_deltas"]({"results": "rep", "fallback": "old", "deltas": "alone;better"},
+                                     str(suite_report))
+    assert text == (
+        "| Delta | plus - minus | mAP (pp) | mAP per seed (pp) | R1 (pp) | Seeds | CPU |\n"
+        "|---|---|---:|---:|---:|---|---|\n"
+        "| alone | solo - base | +7.0 | +7.0 | +5.0 | 0 | not recorded |\n"
+        "| better | plus - base | +3.5 ± 0.7 | +3.0, +4.0 | +3.5 ± 2.1 | 0, 1 | Test CPU (AVX2) |\n"
+        "\n"
+        f"_From old/results.json (machine not recorded) and rep/results.json ({MACHINE_1}); "
+        "plus - minus seed by seed, then mean ± sample std._")
+    # every delta measured in the report: the fallback is not used, the table is the report's own
+    assert RENDERERS["suite_deltas"]({"results": "rep", "fallback": "old", "deltas": "better"}, str(suite_report)) \
+        == RENDERERS["suite_deltas"]({"results": "rep"}, str(suite_report))
+    with pytest.raises(RenderError, match="deltas nowhere not in rep/results.json or old/results.json"):
+        RENDERERS["suite_deltas"]({"results": "rep", "fallback": "old", "deltas": "nowhere"}, str(suite_report))
+
+
 def _summary(value):
     return {"n": 1, "mean": value, "std": 0.0, "min": value, "max": value}
 
