@@ -53,9 +53,13 @@ def synth_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp("synth-resume"))
 
 
-def test_sigkill_mid_epoch_then_resume_matches_the_straight_run(synth_root, tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigkill_mid_epoch_then_resume_matches_the_straight_run(synth_root, tmp_path, workers):
+    """With loader workers the augmentations draw from per-worker RNGs seeded by the loader's generator: the
+    checkpoint keeps that generator's state at the epoch start and the resumed run replays the epoch's first
+    batches through the workers (without it, the flips after a resume differ from the straight run's)."""
     straight_dir = str(tmp_path / "straight")
-    proc = child(options(synth_root, straight_dir))
+    proc = child(options(synth_root, straight_dir, "data.workers", workers))
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
     straight = step_losses(straight_dir)
     total = max(straight)
@@ -63,7 +67,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_straight_run(synth_root, tmp_
 
     killed_dir = str(tmp_path / "killed")
     last = osp.join(killed_dir, "model", CHECKPOINT_LAST)
-    proc = child(options(synth_root, killed_dir))
+    proc = child(options(synth_root, killed_dir, "data.workers", workers))
     deadline = time.time() + 600
     try:
         while True:  # kill as soon as a mid-epoch checkpoint of the second epoch exists
@@ -84,7 +88,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_straight_run(synth_root, tmp_
     assert 0 < state["batch"] and resumed_at < total
     assert isinstance(state["config"], str) and "checkpoint_every: 2" in state["config"]
 
-    proc = child(options(synth_root, killed_dir, "model.resume", last))
+    proc = child(options(synth_root, killed_dir, "data.workers", workers, "model.resume", last))
     assert proc.wait(timeout=600) == 0, proc.stderr.read()
     resumed = step_losses(killed_dir)
     assert sorted(resumed) == list(range(1, total + 1))  # steps after the checkpoint redone once, none lost

@@ -165,8 +165,8 @@ def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True):
     """Run one job through ``job_fn(spec) -> dict`` and write its ``result.json``; returns the result.
 
     An attempt that was interrupted (killed, machine gone) continues from its last ``checkpoint_last.pth``
-    (at most :data:`CHECKPOINT_EVERY` steps are redone; with ``data.workers > 0`` the redone augmentation draws
-    differ from the uninterrupted run's, everything else is restored exactly); ``train_time_s`` then adds the
+    (at most :data:`CHECKPOINT_EVERY` steps are redone, with the uninterrupted run's numbers: see
+    :meth:`~torchreid_dense.engine.base.DenseEngineMixin.train`); ``train_time_s`` then adds the
     earlier attempts' time up to that checkpoint (:mod:`~torchreid_dense.benchmark.attempts`).
     """
     argv = job.argv(extra_opts, resolve=_resolver(job), runner_opts=_resume_opts(job, extra_opts))

@@ -142,7 +142,13 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
                 hook.after_train()
 
     def _epoch_iterator(self):
-        """Select the epoch in the batch sampler, skip the batches a resumed run already trained."""
+        """Select the epoch in the batch sampler and position a resumed run at its batch.
+
+        Returns ``(start, num_batches, replay)``: with loader workers (``replay``), the first ``start`` batches
+        are loaded again and dropped, so each worker's RNG (seeded from the loader's generator, restored by
+        :meth:`resume`) draws the same augmentations as in an uninterrupted run; without workers they are
+        skipped unloaded (the augmentations draw from the global RNGs the checkpoint restored).
+        """
         batch_sampler = getattr(self.train_loader, "batch_sampler", None)
         resumable = hasattr(batch_sampler, "set_start_batch")
         if hasattr(batch_sampler, "set_epoch"):
@@ -154,21 +160,31 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
             raise RuntimeError(
                 "resuming mid-epoch needs the launcher's resumable train loader (sampler.train_sampler one of "
                 "RandomIdentitySampler, RandomSampler, SequentialSampler)")
-        if start:
+        generator = getattr(self.train_loader, "generator", None)
+        if generator is not None:
+            if self._pending_loader_rng is not None:
+                generator.set_state(self._pending_loader_rng)
+            self._epoch_loader_rng = generator.get_state()
+        self._pending_loader_rng = None
+        replay = bool(start) and getattr(self.train_loader, "num_workers", 0) > 0
+        if start and not replay:
             batch_sampler.set_start_batch(start)
         num_batches = batch_sampler.num_batches if resumable else len(self.train_loader)
-        return start, num_batches
+        return start, num_batches, replay
 
     def train(self, print_freq=10, fixbase_epoch=0, open_layers=None):
         """One epoch: a :meth:`train_step` per batch, the hooks after each, the lr update at the end."""
         self.print_freq = print_freq
         self.set_model_mode("train")
         self.two_stepped_transfer_learning(self.epoch, fixbase_epoch, open_layers)
-        start, self.num_batches = self._epoch_iterator()
+        start, self.num_batches, replay = self._epoch_iterator()
         for hook in self.hooks:
             hook.before_epoch()
+        batches = iter(self.train_loader)
+        for _ in range(start if replay else 0):
+            next(batches)
         end = time.time()
-        for self.batch_idx, data in enumerate(self.train_loader, start):
+        for self.batch_idx, data in enumerate(batches, start):
             data_time = time.time() - end
             summary = self.forward_backward(data)
             step = Step(summary, data_time, time.time() - end)

@@ -19,6 +19,7 @@ models            the other registered models of the engine, ``{name: {state_dic
 grad_scaler       ``torch.amp.GradScaler.state_dict()`` ({} when fp16 is off)
 sampler           the train batch sampler's position (see :mod:`torchreid_dense.engine.loader`)
 rng               python / numpy / torch / cuda generator states (tensors and lists)
+loader_rng        the train loader's own generator (its workers' seeds) as the next iterator over it draws from
 engine            engine-specific counters (e.g. SAN's PIT interleaving position)
 config            the merged yacs config, as YAML text
 ================  =====================================================================

@@ -28,6 +28,8 @@ class CheckpointingMixin:
 
     last_checkpoint = None
     _resume_position = None
+    _epoch_loader_rng = None  # the train loader's generator state when this epoch's iterator was made
+    _pending_loader_rng = None  # a resumed checkpoint's loader_rng, restored before the first iterator
 
     def last_checkpoint_path(self):
         """``<save_dir>/model/checkpoint_last.pth``."""
@@ -63,10 +65,20 @@ class CheckpointingMixin:
             "grad_scaler": scaler.state_dict() if scaler is not None else {},
             "sampler": batch_sampler.state_dict(batch) if hasattr(batch_sampler, "state_dict") else {},
             "rng": ckpt.rng_state(),
+            "loader_rng": self._loader_rng_at(batch),
             "engine": self.extra_state(),
             "config": self.config_yaml,
         })
         return state
+
+    def _loader_rng_at(self, batch):
+        """What a run resumed at ``batch`` restores into the train loader's generator before its first iterator:
+        mid-epoch, the state this epoch's iterator was made from (the resumed run replays the epoch's first
+        batches through the workers, whose seeds come from it); at an epoch end, the current state."""
+        generator = getattr(self.train_loader, "generator", None)
+        if generator is None:
+            return None
+        return generator.get_state() if batch == 0 else self._epoch_loader_rng
 
     def save_checkpoint(self, path, epoch, batch, rank1=0.0):
         """Write the checkpoint atomically (rank 0 only); it becomes the last good checkpoint."""
@@ -104,6 +116,7 @@ class CheckpointingMixin:
             self.precision.scaler.load_state_dict(state["grad_scaler"])
         if "rng" in state:
             ckpt.set_rng_state(state["rng"])
+        self._pending_loader_rng = state.get("loader_rng")
         self.load_extra_state(state.get("engine", {}))
         epoch, batch = int(state.get("epoch", 0)), int(state.get("batch", 0))
         self.global_step = int(state.get("global_step", 0))
