@@ -106,7 +106,8 @@ def aggregate(results, order=None):
             row[metric] = summarize([100.0 * _target_metrics(r)[1][metric] for r in group
                                      if metric in _target_metrics(r)[1]])
         row["train_time_min"] = summarize([r["train_time_s"] / 60.0 for r in group if train_time_complete(r)])
-        row["train_time_left_out"] = [r.get("seed") for r in group if "train_time_s" in r and not train_time_complete(r)]
+        row["train_time_left_out"] = [r.get("seed") for r in group
+                                      if "train_time_s" in r and not train_time_complete(r)]
         rows.append(row)
     return rows
 

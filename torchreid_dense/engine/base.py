@@ -144,8 +144,8 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
     def _epoch_iterator(self):
         """Select the epoch in the batch sampler and position a resumed run at its batch.
 
-        Returns ``(start, num_batches, replay)``: with loader workers (``replay``), the first ``start`` batches
-        are loaded again and dropped, so each worker's RNG (seeded from the loader's generator, restored by
+        Returns ``(start, num_batches, replay)``: with loader workers, the first ``start`` batches are loaded
+        again and dropped (``replay``, a count), so each worker's RNG (seeded from the loader's generator, restored by
         :meth:`resume`) draws the same augmentations as in an uninterrupted run; without workers they are
         skipped unloaded (the augmentations draw from the global RNGs the checkpoint restored).
         """
@@ -166,7 +166,7 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
                 generator.set_state(self._pending_loader_rng)
             self._epoch_loader_rng = generator.get_state()
         self._pending_loader_rng = None
-        replay = bool(start) and getattr(self.train_loader, "num_workers", 0) > 0
+        replay = start if getattr(self.train_loader, "num_workers", 0) > 0 else 0
         if start and not replay:
             batch_sampler.set_start_batch(start)
         num_batches = batch_sampler.num_batches if resumable else len(self.train_loader)
@@ -181,7 +181,7 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
         for hook in self.hooks:
             hook.before_epoch()
         batches = iter(self.train_loader)
-        for _ in range(start if replay else 0):
+        for _ in range(replay):
             next(batches)
         end = time.time()
         for self.batch_idx, data in enumerate(batches, start):
