@@ -102,3 +102,34 @@ def test_sigkill_mid_epoch_then_resume_matches_the_straight_run(synth_root, tmp_
     for key, value in final_a["state_dict"].items():
         torch.testing.assert_close(final_b["state_dict"][key], value, rtol=1e-5, atol=1e-6)
     assert final_b["rank1"] == pytest.approx(final_a["rank1"])
+
+
+def test_an_evaluated_epoch_ends_with_its_checkpoint_after_the_evaluation(synth_root, tmp_path):
+    """The evaluation's loaders draw their seeds from the global torch RNG, so an evaluated epoch's
+    ``checkpoint_last.pth`` is written after it: the same state as torchreid's epoch checkpoint (written before
+    it, a run resumed there would start the next epoch from other RNG states than the straight run); a run
+    resumed from the evaluated epoch 1 trains epoch 2 as the straight run does."""
+    straight_dir = str(tmp_path / "straight")
+    evaluated = ("test.eval_freq", "1", "train.checkpoint_every", "1000")
+    proc = child(options(synth_root, straight_dir, *evaluated))
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    last = read_checkpoint(osp.join(straight_dir, "model", CHECKPOINT_LAST))
+    epoch_2 = read_checkpoint(osp.join(straight_dir, "model", "model.pth.tar-2"))
+    assert (last["epoch"], last["batch"], last["global_step"]) == (epoch_2["epoch"], 0, epoch_2["global_step"])
+    assert last["rank1"] == epoch_2["rank1"]
+    assert torch.equal(last["rng"]["torch"], epoch_2["rng"]["torch"])
+    assert torch.equal(last["loader_rng"], epoch_2["loader_rng"]) if last["loader_rng"] is not None else True
+    assert last["rng"]["python"] == epoch_2["rng"]["python"]
+    assert torch.equal(last["rng"]["numpy"][1], epoch_2["rng"]["numpy"][1])
+
+    resumed_dir = str(tmp_path / "resumed")
+    proc = child(options(synth_root, resumed_dir, *evaluated, "model.resume",
+                         osp.join(straight_dir, "model", "model.pth.tar-1")))
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    straight, resumed = step_losses(straight_dir), step_losses(resumed_dir)
+    second = [step for step, r in straight.items() if r["epoch"] == 1]  # 0-based
+    assert second and sorted(resumed) == second
+    for step in second:
+        assert resumed[step]["loss"] == pytest.approx(straight[step]["loss"], rel=1e-5, abs=1e-6), step
+    final = read_checkpoint(osp.join(resumed_dir, "model", "model.pth.tar-2"))
+    assert final["rank1"] == pytest.approx(epoch_2["rank1"])

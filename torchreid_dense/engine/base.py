@@ -55,6 +55,7 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
     precision = None
     hooks = ()
     log_total = True  # the step summary starts with the total 'loss' (False: the components alone)
+    _eval_schedule = None  # (start_eval, eval_freq, max_epoch) of the running Engine.run
 
     # ------------------------------------------------------------------ set-up
     def setup_dense(self, amp="", channels_last=False, checkpoint_every=0):
@@ -131,8 +132,10 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
 
     # ------------------------------------------------------------------ training loop
     def run(self, save_dir="log", **kwargs):
-        """torchreid's ``Engine.run``; remembers ``save_dir``, keeps tensorboard on rank 0, ends the hooks."""
+        """torchreid's ``Engine.run``; remembers ``save_dir`` and the evaluation schedule, keeps tensorboard on
+        rank 0, ends the hooks."""
         self.save_dir = save_dir
+        self._eval_schedule = (kwargs.get("start_eval", 0), kwargs.get("eval_freq", -1), kwargs.get("max_epoch", 0))
         if not du.is_main_process():
             self.writer = NullWriter()
         try:
@@ -140,6 +143,15 @@ class DenseEngineMixin(CheckpointingMixin, EvaluationMixin):
         finally:
             for hook in self.hooks:
                 hook.after_train()
+
+    def evaluates_after(self, epoch):
+        """Whether ``Engine.run`` evaluates after ``epoch`` (0-based): every ``eval_freq`` epochs from
+        ``start_eval``, and after the last (False outside ``run``)."""
+        if self._eval_schedule is None:
+            return False
+        start_eval, eval_freq, max_epoch = self._eval_schedule
+        done = epoch + 1
+        return done == max_epoch or (done >= start_eval and eval_freq > 0 and done % eval_freq == 0)
 
     def _epoch_iterator(self):
         """Select the epoch in the batch sampler and position a resumed run at its batch.

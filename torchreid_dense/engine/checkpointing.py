@@ -4,7 +4,8 @@
 holding the whole training state (keys: :mod:`torchreid_dense.engine.checkpoint`), written atomically by
 rank 0 only, and :meth:`~CheckpointingMixin.resume`, after which training continues with the batch after
 the last one the checkpoint had trained. :class:`PeriodicCheckpointer` also writes
-``<save_dir>/model/checkpoint_last.pth`` every ``checkpoint_every`` steps and at every epoch end.
+``<save_dir>/model/checkpoint_last.pth`` every ``checkpoint_every`` steps and at every epoch end -- after the
+epoch's evaluation when ``Engine.run`` evaluates it, since the evaluation's loaders draw from the global RNG.
 """
 import os.path as osp
 
@@ -93,6 +94,8 @@ class CheckpointingMixin:
         self.save_checkpoint(path, epoch=epoch + 1, batch=0, rank1=rank1)
         if du.is_main_process():
             print(f'Checkpoint saved to "{path}"')
+        for hook in getattr(self, "hooks", ()):
+            hook.after_evaluation(rank1)
 
     def resume(self, path):
         """Restore model(s), optimiser(s), scheduler(s), grad scaler, RNG states, engine counters and the
@@ -135,7 +138,12 @@ class CheckpointingMixin:
 
 
 class PeriodicCheckpointer(HookBase):
-    """``checkpoint_last.pth`` every ``every`` steps inside an epoch and at every epoch end (0: never)."""
+    """``checkpoint_last.pth`` every ``every`` steps inside an epoch and at every epoch end (0: never).
+
+    An epoch that ``Engine.run`` evaluates gets its end checkpoint after the evaluation (the RNG states the next
+    epoch starts from, with the metric); a run killed during that evaluation resumes from the epoch's last
+    mid-epoch checkpoint and evaluates again.
+    """
 
     def __init__(self, every=0):
         if int(every) < 0:
@@ -149,5 +157,10 @@ class PeriodicCheckpointer(HookBase):
 
     def after_epoch(self):
         t = self.trainer
-        if self.every:
+        if self.every and not t.evaluates_after(t.epoch):
             t.save_checkpoint(t.last_checkpoint_path(), epoch=t.epoch + 1, batch=0)
+
+    def after_evaluation(self, rank1):
+        t = self.trainer
+        if self.every:
+            t.save_checkpoint(t.last_checkpoint_path(), epoch=t.epoch + 1, batch=0, rank1=rank1)
