@@ -118,7 +118,7 @@ def test_an_evaluated_epoch_ends_with_its_checkpoint_after_the_evaluation(synth_
     assert (last["epoch"], last["batch"], last["global_step"]) == (epoch_2["epoch"], 0, epoch_2["global_step"])
     assert last["rank1"] == epoch_2["rank1"]
     assert torch.equal(last["rng"]["torch"], epoch_2["rng"]["torch"])
-    assert torch.equal(last["loader_rng"], epoch_2["loader_rng"]) if last["loader_rng"] is not None else True
+    assert torch.equal(last["loader_rng"], epoch_2["loader_rng"])
     assert last["rng"]["python"] == epoch_2["rng"]["python"]
     assert torch.equal(last["rng"]["numpy"][1], epoch_2["rng"]["numpy"][1])
 

@@ -11,7 +11,7 @@ import os.path as osp
 
 from ..utils import distributed as du
 from ..utils.device import unwrap
-from ..utils.io import atomic_torch_save
+from ..utils.io import atomic_copy, atomic_torch_save
 from . import checkpoint as ckpt
 from .hooks import HookBase
 
@@ -88,6 +88,13 @@ class CheckpointingMixin:
             self.last_checkpoint = path
         du.barrier()
 
+    def copy_checkpoint(self, src, dst):
+        """Copy the checkpoint file ``src`` to ``dst`` atomically (rank 0 only); ``dst`` becomes the last good one."""
+        if du.is_main_process():
+            atomic_copy(src, dst)
+            self.last_checkpoint = dst
+        du.barrier()
+
     def save_model(self, epoch, rank1, save_dir, is_best=False):
         """torchreid's ``<save_dir>/model/model.pth.tar-<epoch+1>``, holding the whole training state."""
         path = osp.join(save_dir, "model", f"model.pth.tar-{epoch + 1}")
@@ -95,7 +102,7 @@ class CheckpointingMixin:
         if du.is_main_process():
             print(f'Checkpoint saved to "{path}"')
         for hook in getattr(self, "hooks", ()):
-            hook.after_evaluation(rank1)
+            hook.after_evaluation(path)
 
     def resume(self, path):
         """Restore model(s), optimiser(s), scheduler(s), grad scaler, RNG states, engine counters and the
@@ -140,9 +147,9 @@ class CheckpointingMixin:
 class PeriodicCheckpointer(HookBase):
     """``checkpoint_last.pth`` every ``every`` steps inside an epoch and at every epoch end (0: never).
 
-    An epoch that ``Engine.run`` evaluates gets its end checkpoint after the evaluation (the RNG states the next
-    epoch starts from, with the metric); a run killed during that evaluation resumes from the epoch's last
-    mid-epoch checkpoint and evaluates again.
+    An epoch that ``Engine.run`` evaluates gets its end checkpoint after the evaluation, a copy of torchreid's epoch
+    checkpoint (the RNG states the next epoch starts from, with the metric); a run killed during that evaluation
+    resumes from the epoch's last mid-epoch checkpoint and evaluates again.
     """
 
     def __init__(self, every=0):
@@ -160,7 +167,7 @@ class PeriodicCheckpointer(HookBase):
         if self.every and not t.evaluates_after(t.epoch):
             t.save_checkpoint(t.last_checkpoint_path(), epoch=t.epoch + 1, batch=0)
 
-    def after_evaluation(self, rank1):
+    def after_evaluation(self, checkpoint):
         t = self.trainer
         if self.every:
-            t.save_checkpoint(t.last_checkpoint_path(), epoch=t.epoch + 1, batch=0, rank1=rank1)
+            t.copy_checkpoint(checkpoint, t.last_checkpoint_path())

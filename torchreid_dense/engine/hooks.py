@@ -2,8 +2,8 @@
 
 :class:`~torchreid_dense.engine.base.DenseEngineMixin` calls, for each of its hooks in order,
 ``before_epoch()`` once the epoch's batches are known, ``after_step(step)`` after each optimisation step,
-``after_epoch()`` after the epoch's lr update, ``after_evaluation(rank1)`` once an evaluation's epoch checkpoint is
-written, and ``after_train()`` when ``run`` ends (even on an error).
+``after_epoch()`` after the epoch's lr update, ``after_evaluation(checkpoint)`` once an evaluation's epoch
+checkpoint (its path) is written, and ``after_train()`` when ``run`` ends (even on an error).
 A hook reads the loop's counters from its ``trainer`` (the engine): ``epoch``, ``batch_idx``,
 ``num_batches``, ``max_epoch``, ``global_step``, ``save_dir``, ``print_freq``, ``writer``.
 """
@@ -38,7 +38,7 @@ class HookBase:
     def after_epoch(self):
         pass
 
-    def after_evaluation(self, rank1):
+    def after_evaluation(self, checkpoint):
         pass
 
     def after_train(self):

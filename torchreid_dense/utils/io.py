@@ -2,12 +2,13 @@
 import contextlib
 import os
 import os.path as osp
+import shutil
 import tempfile
 
 import cv2
 import numpy as np
 
-__all__ = ["atomic_write", "encode_png", "save_png", "atomic_torch_save"]
+__all__ = ["atomic_write", "atomic_copy", "encode_png", "save_png", "atomic_torch_save"]
 
 
 @contextlib.contextmanager
@@ -36,6 +37,12 @@ def atomic_write(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def atomic_copy(src, dst):
+    """Copy the file ``src`` to ``dst`` through a temporary file and a rename."""
+    with open(src, "rb") as fin, atomic_write(dst) as fout:
+        shutil.copyfileobj(fin, fout, 1 << 24)
 
 
 def encode_png(array):
