@@ -250,6 +250,7 @@ def test_alignment_suite_rows_seeds_and_budget(monkeypatch):
     seeds = {r.name: r.seeds for r in suite.runs}
     delta_rows = ("mf_alone", "dsa_reid", "san_enc", "san", "san_authors", "san_authors_control", "san_texture_step")
     assert all(seeds[n] == (0, 1, 2) for n in delta_rows)
+    assert seeds["san_tr_spatial"] == (0, 1, 2)  # it decided san.tr_normalize's default
     assert seeds["san_pg_r18"] == (0,) and not suite.run("san_pg_r18").report
     cfgs = {r.name: load_config(r.config, list(r.opts)) for r in suite.runs}
     for name, cfg in cfgs.items():  # one budget for every row
