@@ -133,3 +133,19 @@ def test_an_evaluated_epoch_ends_with_its_checkpoint_after_the_evaluation(synth_
         assert resumed[step]["loss"] == pytest.approx(straight[step]["loss"], rel=1e-5, abs=1e-6), step
     final = read_checkpoint(osp.join(resumed_dir, "model", "model.pth.tar-2"))
     assert final["rank1"] == pytest.approx(epoch_2["rank1"])
+
+
+def test_a_resume_drops_a_step_record_cut_short_by_a_failed_write(tmp_path, capsys):
+    # a full disk cut the record of step 4 short; the checkpoint is at step 2: steps 1-2 stay, the rest is redone
+    from torchreid_dense.engine.step_log import truncate_step_log
+    records = [json.dumps({"step": s, "epoch": 0, "batch": s - 1, "loss": 1.0 / s}) + "\n" for s in (1, 2, 3)]
+    torn = json.dumps({"step": 4, "epoch": 0, "batch": 3, "loss": 0.25})[:30]
+    (tmp_path / LOSS_LOG).write_text("".join(records) + torn, encoding="utf-8")
+    truncate_step_log(str(tmp_path), 2)
+    assert (tmp_path / LOSS_LOG).read_text(encoding="utf-8") == "".join(records[:2])
+    assert "dropped 1 damaged line(s)" in capsys.readouterr().out
+    # an intact log loses only the steps after the checkpoint, and says nothing
+    (tmp_path / LOSS_LOG).write_text("".join(records), encoding="utf-8")
+    truncate_step_log(str(tmp_path), 1)
+    assert (tmp_path / LOSS_LOG).read_text(encoding="utf-8") == records[0]
+    assert "damaged" not in capsys.readouterr().out

@@ -3,7 +3,8 @@
 One JSON object per optimisation step: ``step`` (global, 1-based), ``epoch``, ``batch`` (0-based) and the
 step's summary (``loss``, the unweighted loss components, extras such as ``acc``). The file is opened once
 per run and flushed after every record, so a run killed with SIGKILL keeps every step it finished; a
-resumed run first drops the steps after its checkpoint (:func:`truncate_step_log`), which it redoes.
+resumed run first drops the steps after its checkpoint (:func:`truncate_step_log`), which it redoes, and any
+record a failed write cut short.
 """
 import json
 import os
@@ -36,8 +37,21 @@ def truncate_step_log(save_dir, global_step):
     path = osp.join(save_dir, LOSS_LOG)
     if not (du.is_main_process() and osp.isfile(path)):
         return
-    with open(path, encoding="utf-8") as f:
-        keep = [line for line in f if line.strip() and json.loads(line)["step"] <= global_step]
+    keep, damaged = [], 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                step = json.loads(line)["step"]
+            except (ValueError, KeyError, TypeError):
+                damaged += 1  # a record cut short (a full disk, a crash mid-write): the resumed run goes on without it
+                continue
+            if step <= global_step:
+                keep.append(line if line.endswith("\n") else line + "\n")
+    if damaged:
+        print(f"=> {path}: dropped {damaged} damaged line(s) (a write cut short, e.g. by a full disk); "
+              f"the steps after {global_step} are redone")
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(keep)
 
