@@ -1,8 +1,8 @@
 """The alignment evidence on SynthReID small: what DSAG guidance and texture supervision add (issue 11).
 
 Runs ``configs/suites/alignment.yaml`` with :func:`torchreid_dense.benchmark.alignment.run_alignment` (SAN-PG,
-the SAN rows' pseudo textures, seed 0 of every row, then the other seeds of the rows that list several), resumably, and prints
-the table, the paired deltas (mean ± std over seeds) and SAN-PG's held-out texture L1.
+the SAN rows' pseudo textures, seed 0 of every row, then the other seeds of the rows that list several),
+resumably, and prints the table, the paired deltas (mean ± std over seeds) and SAN-PG's held-out texture L1.
 
     python benchmarks/bench_alignment.py --output log/benchmark/alignment [--data-root reid-data] \\
         [--profile evidence|quick] [--only mf_alone dsa_reid ...] [--seeds 0] [--opts synth.misalignment 2.0]
