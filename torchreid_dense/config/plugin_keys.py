@@ -84,8 +84,8 @@ def add_san_config(cfg):
     cfg.san.init_weights = ""  # SAN-PG checkpoint initialising SA-Enc and SA-Dec (step 2); '' = none
     cfg.san.pit_weight_rec = 1.0  # reconstruction weight of PIT batches (paper: weights 0/0/1/0) and of SAN-PG
     # L_TR over the 3 decoder blocks: 'mean' (one triplet-sized term) or 'sum' (the paper's lambda_4 L_TR read as a
-    # sum). 'mean' since the alignment suite, SynthReID small seed 0, 12 epochs: SAN mAP 33.8 vs 30.8 with 'sum'
-    # (tr_normalize 'all'; 26.1 vs 21.0 under 'spatial')
+    # sum). Alignment suite, SynthReID small seed 0, 12 epochs, AMD EPYC: SAN mAP 32.0 'mean' vs 31.6 'sum', inside
+    # the SAN rows' spread over 3 seeds (+- 0.5): neither reading is shown better; 'mean' keeps one triplet-sized term
     cfg.san.tr_reduction = "mean"  # see above
     # L_TR's squared distances divided by c*h*w ('all': a mean over every element, as the SAN authors' released code
     # computes it with an MSE) or by h*w ('spatial': Eq. 1 as printed, 16-512x larger at SA-Dec's widths). 'all' since
