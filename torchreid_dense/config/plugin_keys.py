@@ -90,7 +90,8 @@ def add_san_config(cfg):
     cfg.san.tr_reduction = "mean"  # see above
     # L_TR's squared distances divided by c*h*w ('all': a mean over every element, as the SAN authors' released code
     # computes it with an MSE) or by h*w ('spatial': Eq. 1 as printed, 16-512x larger at SA-Dec's widths). 'all' since
-    # the alignment suite, SynthReID small, 12 epochs, 3 training seeds: SAN mAP 33.6 +- 0.2 vs 25.5 +- 0.7 'spatial'
+    # the alignment suite, SynthReID small, 12 epochs, 3 training seeds, AMD EPYC: SAN mAP 32.3 +- 0.5 vs 25.3 +- 0.5
+    # 'spatial'
     cfg.san.tr_normalize = "all"  # see above
     cfg.san.pit_val_fraction = 0.1  # SAN-PG: fraction of PIT textures held out for the texture L1 (0 = none)
     # texture target / SA-Dec output size [H, W]: the texture wrappers resize sidecars to it (one key for both)
