@@ -254,7 +254,10 @@ def _cpu_of(jobs):
 
 @renderer("regime", required=("results",))
 def render_regime(args, root):
-    """The regime study's table (``format_regime``): per level and point the deltas and the rows' mAP."""
+    """The regime study's table (``format_regime``): per level and point the deltas and the rows' mAP.
+
+    Rows whose jobs ran on different CPUs get a CPU column (each row's, from its jobs' ``machine`` records).
+    """
     path = osp.join(args["results"], REGIME_FILES["json"]).replace(os.sep, "/")
     data = _load_json(path, root, "the regime study written by benchmarks/bench_regime.py")
     rows = data.get("rows") or []
@@ -263,16 +266,21 @@ def render_regime(args, root):
     deltas = [(d["name"], d["plus"], d["minus"]) for d in rows[0]["deltas"]]
     runs = {r for _, plus, minus in deltas for r in (plus, minus)}
     seeds = data.get("seeds")
-    jobs = []
+    jobs, cpus = [], []
     for row in rows:
         output = _path(row["output"], root)
+        row_jobs = []
         for job_file in sorted(glob.glob(osp.join(output, "*", "*", "result.json"))):
             with open(job_file, encoding="utf-8") as f:
                 job = json.load(f)
             if job.get("run") in runs and (seeds is None or job.get("seed") in seeds):
-                jobs.append(job)
+                row_jobs.append(job)
+        jobs += row_jobs
+        cpus.append(_cpu_of(row_jobs) if row_jobs else "-")
     seeds_note = f"training seeds {', '.join(map(str, seeds))}" if seeds else "every paired training seed"
-    return (format_regime(rows, deltas, knob=data.get("knob") or "level") + "\n\n"
+    # rows measured on different CPUs (a study being re-measured): each row says its own
+    extra = ("CPU", cpus) if len(set(cpus) - {"-"}) > 1 else None
+    return (format_regime(rows, deltas, knob=data.get("knob") or "level", extra=extra) + "\n\n"
             + source_line(path, jobs, f" ({seeds_note}; deltas in pp, mAP in %)"))
 
 

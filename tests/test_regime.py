@@ -60,6 +60,12 @@ def test_format_and_write_regime(outputs, tmp_path):
     assert table[0].startswith("| synth.misalignment | DSAG guidance: mAP (pp) |")
     assert table[2].split(" | ")[1:6] == ["+5.5 ± 0.7", "+9.5 ± 0.7", "41.0 ± 1.4", "35.5 ± 0.7", "0, 1"]
     assert table[3].split(" | ")[1] == "+8.0" and table[3].split(" | ")[6] == "-"
+    with_cpu = format_regime(rows, DELTAS, knob="synth.misalignment", extra=("CPU", ["A", "B", "-"])).splitlines()
+    assert with_cpu[0].endswith("| texture supervision: seeds | CPU |") and with_cpu[1].endswith("---:|---|")
+    assert [line.split(" | ")[-1] for line in with_cpu[2:]] == ["A |", "B |", "- |"]
+    assert [line.rsplit(" | ", 1)[0] for line in with_cpu[2:]] == [line.rsplit(" |", 1)[0] for line in table[2:]]
+    with pytest.raises(ValueError, match="2 cells for 3 rows"):
+        format_regime(rows, DELTAS, extra=("CPU", ["A", "B"]))
     out = write_regime(str(tmp_path / "report"), [(0.5, low), (2.0, high)], [("24 epochs", extra)], DELTAS,
                        knob="synth.misalignment", goal=3.0)
     with open(out["paths"]["png"], "rb") as f:

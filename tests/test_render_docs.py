@@ -181,6 +181,18 @@ def test_regime(tmp_path):
         "| long | - | - | - | - | - |\n"
         "\n"
         f"_From reg/regime.json (training seeds 0; deltas in pp, mAP in %); {MACHINE_1}._")
+    # a row re-measured on another CPU: every row then says its own, and the source line counts the jobs of each
+    for run in ("plus", "base"):
+        _write(tmp_path / "lvl2" / run / "seed0" / "result.json", {"run": run, "seed": 0})
+    text = RENDERERS["regime"]({"results": "reg"}, str(tmp_path))
+    assert text == (
+        "| k | better: mAP (pp) | better: R1 (pp) | plus mAP | base mAP | better: seeds | CPU |\n"
+        "|---|---:|---:|---:|---:|---:|---|\n"
+        "| 1 | +3.0 | +5.0 | 43.0 | 40.0 | 0 | Test CPU (AVX2) |\n"
+        "| long | - | - | - | - | - | not recorded |\n"
+        "\n"
+        f"_From reg/regime.json (training seeds 0; deltas in pp, mAP in %); {MACHINE_1} (2 jobs); "
+        "machine not recorded (2 jobs)._")
 
 
 def _micro(tmp_path, name, argv, **fields):

@@ -51,17 +51,27 @@ def _map_cell(summary):
     return f"{summary['mean']:.1f}" + (f" ± {summary['std']:.1f}" if summary["n"] > 1 else "")
 
 
-def format_regime(rows, deltas, knob="level"):
-    """Markdown table: per row, each delta (mAP pp, then R1 pp) with the two rows' mAP it is made of."""
+def format_regime(rows, deltas, knob="level", extra=None):
+    """Markdown table: per row, each delta (mAP pp, then R1 pp) with the two rows' mAP it is made of.
+
+    ``extra``: an optional last, left-aligned column ``(header, one cell per row)``, e.g. each row's CPU.
+    """
     head = [knob]
     for name, plus, minus in deltas:
         head += [f"{name}: mAP (pp)", f"{name}: R1 (pp)", f"{plus} mAP", f"{minus} mAP", f"{name}: seeds"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-    for row in rows:
+    align = "|---|" + "---:|" * (len(head) - 1)
+    if extra is not None:
+        if len(extra[1]) != len(rows):
+            raise ValueError(f"extra column {extra[0]!r}: {len(extra[1])} cells for {len(rows)} rows")
+        head, align = head + [extra[0]], align + "---|"
+    lines = ["| " + " | ".join(head) + " |", align]
+    for k, row in enumerate(rows):
         cells = [row["label"]]
         for delta, (_, plus, minus) in zip(row["deltas"], deltas):
             cells += [_delta_cell(delta["mAP"]), _delta_cell(delta["rank1"]), _map_cell(row["map"].get(plus)),
                       _map_cell(row["map"].get(minus)), ", ".join(map(str, delta["seeds"])) or "-"]
+        if extra is not None:
+            cells.append(extra[1][k])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
