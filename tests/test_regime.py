@@ -41,6 +41,7 @@ def test_regime_rows_pair_seed_by_seed(outputs):
     low, high, extra = outputs
     rows = regime_rows([(0.5, low), (2.0, high)], [("24 epochs", extra)], DELTAS)
     assert [(r["label"], r["x"]) for r in rows] == [("0.5", 0.5), ("2", 2.0), ("24 epochs", None)]
+    assert regime_rows([(2.0, high), (0.5, low)], [("24 epochs", extra)], DELTAS) == rows  # levels sorted by value
     dsag = rows[0]["deltas"][0]
     assert dsag["seeds"] == [0, 1]
     assert dsag["mAP"]["mean"] == pytest.approx(5.5) and dsag["mAP"]["std"] == pytest.approx(0.7071068, abs=1e-6)
@@ -87,3 +88,10 @@ def test_bench_regime_cli(outputs, tmp_path):
     missing = subprocess.run(cmd[:4] + ["--level", f"1={tmp_path / 'nowhere'}"], capture_output=True, text=True,
                              cwd=REPO)
     assert missing.returncode == 2 and "no such suite output directory" in missing.stderr
+    # --deltas: only the named ones of the suite, in the suite's order; a name it lacks is refused with the known ones
+    only = subprocess.run(cmd + ["--deltas", "texture supervision"], capture_output=True, text=True, cwd=REPO)
+    assert only.returncode == 0, only.stderr
+    assert only.stdout.splitlines()[0].startswith("| synth.misalignment | texture supervision: mAP (pp) |")
+    assert "DSAG guidance" not in only.stdout.split("=>")[0]
+    typo = subprocess.run(cmd + ["--deltas", "DSAG"], capture_output=True, text=True, cwd=REPO)
+    assert typo.returncode == 2 and "'DSAG': not a delta of" in typo.stderr and "DSAG guidance;" in typo.stderr

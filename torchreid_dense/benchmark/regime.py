@@ -21,7 +21,8 @@ def regime_rows(levels, points, deltas, seeds=None):
     """One row per level and per point: each delta's paired mAP / R1 summary and each delta row's mAP.
 
     Args:
-        levels (list of (float, str)): ``(knob value, suite output directory)``, plotted as the curve.
+        levels (list of (float, str)): ``(knob value, suite output directory)``, plotted as the curve; their rows
+            come in increasing knob value, whatever the order given.
         points (list of (str, str)): ``(label, suite output directory)``, shown beside the curve.
         deltas: the suite's ``(name, plus, minus)`` deltas.
         seeds (list of int, optional): compare only these training seeds (default: every paired seed).
@@ -31,7 +32,7 @@ def regime_rows(levels, points, deltas, seeds=None):
         (:func:`.report.paired_deltas` rows) and ``map`` (run name -> mAP summary in percent, or None).
     """
     rows = []
-    for x, label, output in [(x, f"{x:g}", out) for x, out in levels] + [(None, lab, out) for lab, out in points]:
+    for x, label, output in [(x, f"{x:g}", out) for x, out in sorted(levels, key=lambda lv: lv[0])] + [(None, lab, out) for lab, out in points]:
         results = [r for r in load_results(output) if seeds is None or r.get("seed") in seeds]
         maps = {row["run"]: row["mAP"] for row in aggregate(results)}
         rows.append({"label": label, "x": x, "output": output, "deltas": paired_deltas(results, deltas),
