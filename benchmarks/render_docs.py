@@ -2,7 +2,7 @@
 
 A table is placed in a page between two markers::
 
-    <!-- render: suite_table results=benchmarks/results/alignment rows=mf_alone,dsa_reid -->
+    <!-- render: suite_table results=benchmarks/results/alignment_amd_avx2 rows=mf_alone,dsa_reid -->
     (generated: rewritten by this script, never edited by hand)
     <!-- /render -->
 
