@@ -26,11 +26,14 @@ def main(argv=None):
     parser.add_argument("--suite", default=ALIGNMENT_SUITE, help="the suite file")
     parser.add_argument("--only", nargs="+", default=None, help="run only these rows (and what they need)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="only these training seeds")
+    parser.add_argument("--train-threads", type=int, default=None, metavar="N",
+                        help="torch threads of every job (default: the profile's, 1 for evidence; another count gives "
+                             "other last digits than the published rows)")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                         help="config overrides for every job and texture tool, e.g. synth.seed 7")
     args = parser.parse_args(argv)
     results = run_alignment(args.output, args.data_root, profile=args.profile, suite_path=args.suite,
-                            only=args.only, seeds=args.seeds, opts=args.opts)
+                            only=args.only, seeds=args.seeds, opts=args.opts, train_threads=args.train_threads)
     print("\n" + open(results, encoding="utf-8").read())
     l1 = san_pg_l1(osp.join(osp.abspath(args.output), "san_pg_r18", "seed0"))
     if l1:

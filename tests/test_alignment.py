@@ -360,10 +360,22 @@ def _driver_commands(monkeypatch, tmp_path, **kwargs):
     from torchreid_dense.benchmark import alignment
 
     calls = []
-    monkeypatch.setattr(alignment, "_run", lambda cmd: calls.append(cmd))
+    monkeypatch.setattr(alignment, "_run", lambda cmd, threads=0: calls.append(cmd + [f"<threads {threads}>"]))
     monkeypatch.setattr(alignment, "last_checkpoint", lambda job: osp.join(job, "model", "model.pth.tar-20"))
     alignment.run_alignment(str(tmp_path / "out"), str(tmp_path / "data"), **kwargs)
     return calls
+
+
+def test_alignment_driver_runs_every_step_with_the_profiles_threads(monkeypatch, tmp_path):
+    """The evidence profile's one torch thread reaches every child (the published rows ran so); --train-threads
+    replaces it, and the benchmark children are told."""
+    calls = _driver_commands(monkeypatch, tmp_path, only=["san"], seeds=[0])
+    assert [c[-1] for c in calls] == ["<threads 1>"] * 4 and not any("--train-threads" in c for c in calls)
+    calls = _driver_commands(monkeypatch, tmp_path, only=["san"], seeds=[0], train_threads=2)
+    assert [c[-1] for c in calls] == ["<threads 2>"] * 4
+    assert [c[c.index("--train-threads") + 1] for c in calls if osp.basename(c[1]) == "benchmark.py"] == ["2"] * 3
+    quick = _driver_commands(monkeypatch, tmp_path, only=["san"], profile="quick")
+    assert [c[-1] for c in quick] == ["<threads 0>"] * 4  # make demo: the environment's, as its table ran
 
 
 def _tool(cmd):
@@ -388,4 +400,4 @@ def test_alignment_driver_control_rows_need_no_san_pg_and_no_textures(monkeypatc
     calls = _driver_commands(monkeypatch, tmp_path, only=["mf_alone", "san_enc"], seeds=[0],
                              opts=["synth.misalignment", "2.0"])
     assert [_tool(c) for c in calls] == [("benchmark.py", ["mf_alone", "san_enc", "--seeds", "0"])] * 2
-    assert calls[0][-2:] == ["synth.misalignment", "2.0"]
+    assert calls[0][-3:-1] == ["synth.misalignment", "2.0"]

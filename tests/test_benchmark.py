@@ -121,6 +121,45 @@ def test_fixed_seeds_run_keeps_its_seed_when_the_command_line_gives_others(tmp_p
         ((1,), (1,), (0,), (0, 1, 2))
 
 
+def test_train_threads_from_the_suite_reach_every_job(tmp_path, configs):
+    """``train_threads`` (defaults, replaced by a profile, overridden by the caller) is in every job's spec; it is
+    not part of the fingerprint: the finished jobs are the same jobs whatever the count."""
+    a, b = configs
+    text = (SUITE.format(a=a, b=b).replace("  target: tgt\n", "  target: tgt\n  train_threads: 1\n")
+            .replace("  quick:\n    seeds: [0]\n", "  quick:\n    seeds: [0]\n    train_threads: 3\n"))
+    path = write(tmp_path / "suite.yaml", text)
+    suite = load_suite(path)
+    assert (suite.train_threads, suite.select(["pre"]).train_threads) == (1, 1)
+    assert load_suite(path, profile="quick").train_threads == 3
+    assert load_suite(write(tmp_path / "plain.yaml", SUITE.format(a=a, b=b))).train_threads == 0
+    specs, messages = [], []
+
+    def fake_job(spec):
+        specs.append(spec)
+        return dict(fake_result(0.5, 0.4, 1.0), checkpoint=osp.join(spec["out_dir"], "model", "m.pth"))
+
+    out = str(tmp_path / "out")
+    run_suite(suite, out, job_fn=fake_job, log=messages.append)
+    assert [s["train_threads"] for s in specs] == [1, 1, 1, 1]
+    assert any(m.startswith("Every job trains with 1 torch thread (") for m in messages)
+    specs.clear()
+    run_suite(suite, str(tmp_path / "env"), job_fn=fake_job, train_threads=0, log=messages.append)
+    assert [s["train_threads"] for s in specs] == [0, 0, 0, 0]
+    again = run_suite(suite, out, job_fn=lambda spec: pytest.fail("a finished job ran again"), train_threads=2,
+                      log=lambda *_: None)
+    assert len(again["reused"]) == 4
+    for bad, where in (("-1", "defaults"), ("two", "defaults"), ("true", "defaults")):
+        wrong = write(tmp_path / "bad.yaml", text.replace("  train_threads: 1\n", f"  train_threads: {bad}\n"))
+        with pytest.raises(SuiteError, match=rf"{where}: train_threads must be an integer >= 0"):
+            load_suite(wrong)
+    wrong = write(tmp_path / "bad.yaml", text.replace("    train_threads: 3\n", "    train_threads: -2\n"))
+    with pytest.raises(SuiteError, match=r"profiles.quick: train_threads must be an integer >= 0 \(.*\), got -2"):
+        load_suite(wrong, profile="quick")
+    with pytest.raises(SystemExit) as err:
+        cli.main(["--suite", path, "--train-threads", "-1"])
+    assert err.value.code == 2
+
+
 @pytest.mark.parametrize("runs, message", [
     ("  - {name: x, config: A, color: red}", "unknown key(s) ['color']"),
     ("  - {name: x, config: A, opts: [train.lr]}", "odd number of items"),
@@ -453,11 +492,15 @@ def test_cost_of_dsa_counts_the_mf_stream_only():
     assert cost["params"] + dsag < sum(p.numel() for p in model.parameters())
 
 
-def test_end_to_end_tiny_run_through_a_child_process(tmp_path):
-    """One real job: resnet18 on synthreid_tiny, 1 epoch at 64x32, in its own process, then the report."""
+def test_end_to_end_tiny_run_through_a_child_process(tmp_path, monkeypatch):
+    """One real job: resnet18 on synthreid_tiny, 1 epoch at 64x32, in its own process (with the suite's one torch
+    thread, whatever the environment says), then the report."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     root, out = str(tmp_path / "data"), str(tmp_path / "bench")
     suite_path = write(tmp_path / "tiny.yaml", f"""
 name: tiny
+defaults:
+  train_threads: 1
 runs:
   - name: resnet18
     config: {osp.join(REPO, 'configs', 'baseline_synth.yaml')}
@@ -488,6 +531,7 @@ runs:
     used = sum(p.numel() for n, p in stock.named_parameters() if not n.startswith("classifier."))
     assert result["cost"]["params"] == used and result["cost"]["input_size"] == [64, 32]
     assert set(result["cost"]["latency_ms"]) == {"bs1", "bs32"} and result["cost"]["threads"] == 1
+    assert result["machine"]["torch_threads"] == 1  # the suite's, not the environment's 2
     assert "Rank-1" in open(osp.join(job_dir, STDOUT_FILE)).read()  # the child's console output
     assert osp.isfile(osp.join(job_dir, "log.txt"))
 

@@ -53,21 +53,21 @@ def step_losses(job_dir):
     return steps
 
 
-def direct(root, out, method):
-    """``python tools/main.py --config-file <config> KEY VALUE ...`` in a child process."""
+def direct(root, out, method, threads=THREADS):
+    """``python tools/main.py --config-file <config> KEY VALUE ...`` in a child process with ``threads`` threads."""
     config, opts = CONFIGS[method]
     argv = [sys.executable, osp.join(REPO, "tools", "main.py"), "--config-file", osp.join(REPO, config)]
     for key, value in job_opts(root, opts).items():
         argv += [key, value]
     argv += ["train.seed", "0", "data.save_dir", out]
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out
 
 
-def suite_file(tmp_path, root, methods):
-    lines = ["name: repro", "runs:"]
+def suite_file(tmp_path, root, methods, train_threads=0):
+    lines = ["name: repro", "defaults:", f"  train_threads: {train_threads}", "runs:"]
     for method in methods:
         config, opts = CONFIGS[method]
         lines += [f"  - name: {method}", f"    config: {osp.join(REPO, config)}", "    seeds: [0]", "    opts:"]
@@ -123,6 +123,22 @@ def test_same_job_same_losses_and_metrics_however_launched(method, data_root, tm
     logged = dict(pair.split(" ") for pair in final.strip().split(": ", 1)[1].split(", "))
     values = metrics["alone"]["synthreid_tiny"]
     assert {k: float(v) for k, v in logged.items()} == {k: round(v, 4) for k, v in values.items()}
+
+
+def test_suite_train_threads_give_the_job_of_that_thread_count(data_root, tmp_path, monkeypatch):
+    """A suite's ``train_threads: 1`` in a 2-thread process gives what ``OMP_NUM_THREADS=1 tools/main.py`` gives (the
+    published rows' setting, whatever the caller's environment), records it, and leaves the caller's count."""
+    monkeypatch.setenv("OMP_NUM_THREADS", str(THREADS))
+    torch.set_num_threads(THREADS)
+    reference = step_losses(direct(data_root, str(tmp_path / "direct"), "dsa", threads=1))
+    done = run_suite(suite_file(tmp_path, data_root, ["dsa"], train_threads=1), str(tmp_path / "suite"),
+                     job_fn=in_process_job, latency=False, log=lambda *_: None)
+    assert done["failed"] == {}, done["failed"]
+    assert torch.get_num_threads() == THREADS
+    job_dir = osp.join(str(tmp_path / "suite"), "dsa", "seed0")
+    assert step_losses(job_dir) == reference
+    with open(osp.join(job_dir, RESULT_FILE), encoding="utf-8") as f:
+        assert json.load(f)["machine"]["torch_threads"] == 1
 
 
 def test_tr_gradients_are_bitwise_repeatable_on_several_threads():

@@ -10,13 +10,15 @@ resumably (finished jobs and written textures are kept; rerun the same call afte
 3. seed 0 of every selected row (a first table exists early), then their remaining seeds.
 
 Each step is a child process (``tools/benchmark.py``, ``tools/generate_textures.py``), so the commands it
-prints can be rerun by hand.
+prints can be rerun by hand; each runs with the profile's ``train_threads`` torch threads (one for ``evidence``).
 """
+import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
+from .job_process import thread_env
 from .runner import last_checkpoint
 from .suite import load_suite
 
@@ -28,9 +30,10 @@ _PG_L1 = re.compile(r"held-out texture L1: ([0-9.]+) \(normalised\), ([0-9.]+) \
 _TEXTURES = {"sanpg": "{suite.dir}/textures/sanpg", "fused": "{suite.dir}/textures/fused"}
 
 
-def _run(cmd):
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=REPO)
+def _run(cmd, threads=0):
+    env = thread_env(threads) if threads else {}
+    print("$", " ".join([f"{k}={v}" for k, v in env.items()] + list(cmd)), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO, env=dict(os.environ, **env))
 
 
 def _opt(opts, key):
@@ -54,7 +57,8 @@ def san_pg_l1(job_dir):
     return tuple(float(x) for x in found[-1]) if found else None
 
 
-def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SUITE, only=None, seeds=None, opts=()):
+def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SUITE, only=None, seeds=None, opts=(),
+                  train_threads=None):
     """Run the suite's selected rows with everything they need; returns the path of ``results.md``.
 
     Args:
@@ -65,6 +69,8 @@ def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SU
         only (list of str, optional): the rows to run (default: all); their dependencies come along.
         seeds (list of int, optional): run only these training seeds (default: each row's own).
         opts (list of str): KEY VALUE overrides for every job and texture tool (e.g. ``synth.seed 7``).
+        train_threads (int, optional): torch threads of every job and texture tool (None: the profile's
+            ``train_threads``; 0: the environment's).
     """
     suite = load_suite(suite_path, profile=profile)
     if only:
@@ -74,12 +80,15 @@ def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SU
             suite = load_suite(suite_path, profile=profile).select([*only, "san_pg_r18"])
     names = [r.name for r in suite.runs]
     output, root, py = osp.abspath(output), osp.abspath(data_root), sys.executable
+    threads = suite.train_threads if train_threads is None else int(train_threads)
     common = ["--suite", suite_path, "--profile", profile, "--output", output, "--no-latency"]
+    if train_threads is not None:
+        common += ["--train-threads", str(threads)]
     selected = ["--only", *names]
     job_opts = ["--opts", "data.root", root, *opts]
     needs = _needs(suite)
     if "san_pg_r18" in names:
-        _run([py, "tools/benchmark.py", *common, "--only", "san_pg_r18", *job_opts])
+        _run([py, "tools/benchmark.py", *common, "--only", "san_pg_r18", *job_opts], threads)
     tools = [py, "tools/generate_textures.py", "--dataset", "synthreid", "--no-progress"]
     if "sanpg" in needs:
         pg_run = suite.run("san_pg_r18")
@@ -89,13 +98,14 @@ def run_alignment(output, data_root, profile="evidence", suite_path=ALIGNMENT_SU
             raise SystemExit(f"no SAN-PG checkpoint under {job}/model: did step 1 finish? (see {job}/log.txt)")
         size = [k for key in ("data.height", "data.width") for k in _opt(list(pg_run.opts), key)]
         _run([*tools, "--method", "sanpg", "--config-file", pg_run.config, "--weights", weights,
-              "--output-dir", osp.join(output, "textures", "sanpg"), *size, "data.root", root, *opts])
+              "--output-dir", osp.join(output, "textures", "sanpg"), *size, "data.root", root, *opts], threads)
     if "fused" in needs:
         san_run = next(r for r in suite.runs if any(_TEXTURES["fused"] in o for o in r.opts))
         size = [k for key in ("data.height", "data.width") for k in _opt(list(san_run.opts), key)]
         _run([*tools, "--method", "fuse", "--config-file", san_run.config,
-              "--output-dir", osp.join(output, "textures", "fused"), *size, "data.root", root, *opts])
+              "--output-dir", osp.join(output, "textures", "fused"), *size, "data.root", root, *opts], threads)
     first = [str(s) for s in (seeds or [0])][:1]
-    _run([py, "tools/benchmark.py", *common, *selected, "--seeds", *first, *job_opts])
-    _run([py, "tools/benchmark.py", *common, *selected, *(["--seeds", *map(str, seeds)] if seeds else []), *job_opts])
+    _run([py, "tools/benchmark.py", *common, *selected, "--seeds", *first, *job_opts], threads)
+    _run([py, "tools/benchmark.py", *common, *selected, *(["--seeds", *map(str, seeds)] if seeds else []), *job_opts],
+         threads)
     return osp.join(output, "results.md")

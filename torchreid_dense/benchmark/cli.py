@@ -16,7 +16,7 @@ def default_output(suite):
 
 
 def benchmark(suite, output, seeds=None, extra_opts=(), in_process=False, threads=1, latency=True,
-              dry_run=False, log=print):
+              dry_run=False, log=print, train_threads=None):
     """Run the suite's unfinished jobs, then write the report of every finished run of the suite.
 
     Returns:
@@ -28,7 +28,7 @@ def benchmark(suite, output, seeds=None, extra_opts=(), in_process=False, thread
         log(suite.description)
     summary = run_suite(suite, output, seeds=seeds, extra_opts=extra_opts,
                         job_fn=in_process_job if in_process else subprocess_job,
-                        threads=threads, latency=latency, dry_run=dry_run, log=log)
+                        threads=threads, latency=latency, dry_run=dry_run, log=log, train_threads=train_threads)
     summary["report"] = None
     if dry_run:
         return summary
@@ -59,6 +59,9 @@ def build_parser():
                         help="run the jobs in this process instead of one child process per job")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads for the latency measurement (0 = torch's default)")
+    parser.add_argument("--train-threads", type=int, default=None, metavar="N",
+                        help="torch threads of every training job (default: the suite's train_threads; 0: the "
+                             "environment's); another count gives other last digits than the suite's published rows")
     parser.add_argument("--no-latency", action="store_true", help="skip the CPU latency measurement")
     parser.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                         help="config overrides for every job, after the suite's (e.g. data.root /data)")
@@ -67,7 +70,10 @@ def build_parser():
 
 def main(argv=None):
     """``tools/benchmark.py``: returns the exit status (0 all finished, 1 a job failed, 2 bad input)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.train_threads is not None and args.train_threads < 0:
+        parser.error(f"--train-threads {args.train_threads}: expected a count >= 0 (0: the environment's)")
     try:
         suite = load_suite(args.suite, profile=args.profile or None)
         if args.only:
@@ -75,7 +81,8 @@ def main(argv=None):
         extra = opts_to_list(args.opts, "--opts")
         output = args.output or default_output(suite)
         summary = benchmark(suite, output, seeds=args.seeds, extra_opts=extra, in_process=args.in_process,
-                            threads=args.threads, latency=not args.no_latency, dry_run=args.dry_run)
+                            threads=args.threads, latency=not args.no_latency, dry_run=args.dry_run,
+                            train_threads=args.train_threads)
     except (SuiteError, BenchmarkError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

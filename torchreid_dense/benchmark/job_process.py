@@ -10,7 +10,7 @@ import time
 
 from .job_dir import JOB_FILE, STDOUT_FILE, last_checkpoint, write_json
 
-__all__ = ["in_process_job", "subprocess_job", "worker_main", "machine_info"]
+__all__ = ["in_process_job", "subprocess_job", "worker_main", "machine_info", "thread_env"]
 
 _WORKER_RESULT = ".worker_result.json"
 
@@ -29,19 +29,28 @@ def in_process_job(spec):
 
     Args:
         spec (dict): ``argv`` (tools/main.py arguments), ``out_dir``, ``threads`` (CPU latency
-            threads), ``latency`` (bool).
+            threads), ``latency`` (bool), ``train_threads`` (torch threads of the job; 0 or absent: as they are).
 
     Returns:
         dict: ``metrics``, ``train_time_s`` (wall time of the whole launcher job: training and the
         final evaluation), ``cost`` (see :func:`~torchreid_dense.benchmark.cost.measure_cost`),
         ``checkpoint``, ``machine`` (:func:`machine_info`).
     """
+    import torch
+
     from ..engine import launch
     from .cost import cost_from_config
 
-    start = time.perf_counter()
-    metrics = launch.main(list(spec["argv"]))
-    wall = time.perf_counter() - start
+    before = torch.get_num_threads()
+    if spec.get("train_threads"):
+        torch.set_num_threads(int(spec["train_threads"]))
+    try:
+        start = time.perf_counter()
+        metrics = launch.main(list(spec["argv"]))
+        wall = time.perf_counter() - start
+        machine = machine_info()
+    finally:
+        torch.set_num_threads(before)
     cost = cost_from_config(osp.join(spec["out_dir"], launch.CONFIG_FILE), threads=spec.get("threads", 1),
                             latency=spec.get("latency", True))
     return {
@@ -49,8 +58,13 @@ def in_process_job(spec):
         "train_time_s": wall,
         "cost": cost,
         "checkpoint": last_checkpoint(spec["out_dir"]),
-        "machine": machine_info(),
+        "machine": machine,
     }
+
+
+def thread_env(threads):
+    """The environment variables that give a child process's torch (OpenMP, MKL) ``threads`` threads."""
+    return {"OMP_NUM_THREADS": str(int(threads)), "MKL_NUM_THREADS": str(int(threads))}
 
 
 def machine_info():
@@ -93,6 +107,8 @@ def subprocess_job(spec):
     write_json(job_file, spec)
     log_path = osp.join(out_dir, STDOUT_FILE)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if spec.get("train_threads"):  # set before torch starts in the child: its OpenMP / MKL pools get that size
+        env.update(thread_env(spec["train_threads"]))
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n===== {datetime.datetime.now().isoformat(timespec='seconds')} "
                   f"worker_main({job_file})\n")

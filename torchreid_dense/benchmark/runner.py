@@ -161,16 +161,18 @@ def _without_resume(argv):
     return argv
 
 
-def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True):
+def run_job(job, job_fn, suite_name="", extra_opts=(), threads=1, latency=True, train_threads=0):
     """Run one job through ``job_fn(spec) -> dict`` and write its ``result.json``; returns the result.
 
     An attempt that was interrupted (killed, machine gone) continues from its last ``checkpoint_last.pth``
     (at most :data:`CHECKPOINT_EVERY` steps are redone, with the uninterrupted run's numbers: see
     :meth:`~torchreid_dense.engine.base.DenseEngineMixin.train`); ``train_time_s`` then adds the
-    earlier attempts' time up to that checkpoint (:mod:`~torchreid_dense.benchmark.attempts`).
+    earlier attempts' time up to that checkpoint (:mod:`~torchreid_dense.benchmark.attempts`). ``train_threads``:
+    torch threads of the job (0: the environment's).
     """
     argv = job.argv(extra_opts, resolve=_resolver(job), runner_opts=_resume_opts(job, extra_opts))
-    spec = {"argv": argv, "out_dir": job.out_dir, "threads": threads, "latency": latency}
+    spec = {"argv": argv, "out_dir": job.out_dir, "threads": threads, "latency": latency,
+            "train_threads": int(train_threads or 0)}
     started = datetime.datetime.now().isoformat(timespec="seconds")
     os.makedirs(job.out_dir, exist_ok=True)
     resume_from = argv[argv.index("model.resume") + 1] if "model.resume" in argv else ""
@@ -214,7 +216,7 @@ def _summary(result):
 
 
 def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, latency=True,
-              dry_run=False, log=print):
+              dry_run=False, log=print, train_threads=None):
     """Run every job of ``suite`` not finished yet under ``output``.
 
     Args:
@@ -228,6 +230,8 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
         latency (bool): measure CPU latency.
         dry_run (bool): only print the jobs and their ``tools/main.py`` command lines.
         log (callable): progress messages.
+        train_threads (int, optional): torch threads of every job (None: the suite's ``train_threads``; 0: the
+            environment's).
 
     Returns:
         dict: ``results`` (result dicts of finished jobs, including earlier passes), ``failed``
@@ -236,6 +240,10 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
     """
     job_fn = job_fn or subprocess_job
     jobs = plan_jobs(suite, output, seeds)
+    train_threads = suite.train_threads if train_threads is None else int(train_threads)
+    if train_threads:
+        log(f"Every job trains with {train_threads} torch thread{'s' if train_threads > 1 else ''} "
+            "(OMP_NUM_THREADS / MKL_NUM_THREADS too): the suite's train_threads, part of what a CPU job computes.")
     results, failed, skipped, reused = [], {}, [], []
     for i, job in enumerate(jobs, 1):
         head = f"[{i}/{len(jobs)}] {job.key}"
@@ -267,7 +275,7 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
             log(f"{head}: keeps its own {', '.join(ignored)} (pinned in the suite), the command line's do not apply")
         log(f"{head}: training (output {job.out_dir})")
         try:
-            result = run_job(job, job_fn, suite.name, extra_opts, threads, latency)
+            result = run_job(job, job_fn, suite.name, extra_opts, threads, latency, train_threads)
         except Exception as err:  # one failed job must not end the suite
             failed[job.key] = f"{type(err).__name__}: {err}"
             write_json(osp.join(job.out_dir, FAILED_FILE),

@@ -8,6 +8,7 @@ A suite file (``configs/suites/<name>.yaml``)::
       seeds: [0, 1, 2]                  # train.seed values; one (run, seed) = one training job
       opts: {data.root: reid-data}      # KEY VALUE overrides, as a mapping or a flat [KEY, VALUE, ...] list
       target: synthreid                 # evaluation target tabulated (default: the first one evaluated)
+      train_threads: 1                  # torch threads of every job (OMP/MKL too; 0 or absent: the environment's)
     runs:
       - name: resnet18                  # unique; the job directory is <output>/<name>/seed<k>
         label: resnet18 (torchreid)     # optional, the table's model column (default: name)
@@ -30,6 +31,7 @@ A suite file (``configs/suites/<name>.yaml``)::
         seeds: [0]
         opts: {train.max_epoch: 3}
         runs: {san_pg_r18: {opts: {train.max_epoch: 2}, seeds: [0]}}
+        train_threads: 0                # replaces defaults.train_threads
 
 Opt values may name a dependency's outputs: ``{<run>.dir}`` (its job directory) and
 ``{<run>.checkpoint}`` (the last checkpoint it saved), resolved when the job starts; ``{suite.dir}`` is the
@@ -40,6 +42,10 @@ keys are the exception: command-line opts of those keys do not reach it (e.g. a 
 its schedule when the re-ID rows are trained longer). Command-line seeds replace each run's seeds, but a
 ``fixed_seeds`` run only keeps those of its own seeds asked for (its first when none is), so a row's seed k
 depends on the same job with or without ``--seeds`` (SAN rows start from the suite's SAN-PG model).
+
+``train_threads`` is part of what a CPU job computes (torch's kernels split and round reductions by thread
+count), so a suite whose rows are published names it and its command reproduces them; it is not part of a job's
+fingerprint (the job is the same job, its ``result.json`` records the count it ran with under ``machine``).
 """
 import os.path as osp
 import re
@@ -48,7 +54,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from .opts import RUNNER_KEYS, SUITE_PLACEHOLDER, SuiteError, opts_to_list, placeholders
-from .suite_fields import check_keys, dependency_order, read_deltas, read_seeds, resolve_config
+from .suite_fields import check_keys, dependency_order, read_deltas, read_seeds, read_threads, resolve_config
 
 __all__ = [
     "SuiteError",
@@ -63,9 +69,9 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _SUITE_KEYS = {"name", "description", "defaults", "runs", "profiles", "deltas"}
-_DEFAULT_KEYS = {"seeds", "opts", "target"}
+_DEFAULT_KEYS = {"seeds", "opts", "target", "train_threads"}
 _RUN_KEYS = {"name", "label", "config", "opts", "seeds", "depends_on", "report", "target", "pinned", "fixed_seeds"}
-_PROFILE_KEYS = {"description", "seeds", "opts", "runs"}
+_PROFILE_KEYS = {"description", "seeds", "opts", "runs", "train_threads"}
 _PROFILE_RUN_KEYS = {"seeds", "opts"}
 
 
@@ -123,6 +129,7 @@ class Suite:
     profile: str = ""
     profiles: tuple = field(default_factory=tuple)
     deltas: tuple = ()  # ((name, plus run, minus run), ...)
+    train_threads: int = 0  # torch threads of every training job (0: the environment's)
 
     def run(self, name):
         """The run called ``name`` (KeyError listing the known ones)."""
@@ -146,7 +153,7 @@ class Suite:
                 keep.add(name)
                 todo.extend(self.run(name).depends_on)
         return Suite(self.name, self.path, self.description, tuple(r for r in self.runs if r.name in keep),
-                     self.profile, self.profiles, self.deltas)
+                     self.profile, self.profiles, self.deltas, self.train_threads)
 
 
 def load_suite(path, profile=None):
@@ -176,6 +183,7 @@ def load_suite(path, profile=None):
     default_opts = opts_to_list(defaults.get("opts"), f"{path}: defaults.opts")
     default_seeds = read_seeds(defaults.get("seeds", [0]), f"{path}: defaults.seeds")
     default_target = str(defaults.get("target", "") or "")
+    train_threads = read_threads(defaults.get("train_threads", 0), f"{path}: defaults")
 
     profiles = data.get("profiles") or {}
     check_keys(profiles, set(profiles), f"{path}: profiles")
@@ -188,6 +196,8 @@ def load_suite(path, profile=None):
     prof_opts = opts_to_list(prof.get("opts"), f"{path}: profiles.{profile}.opts")
     prof_seeds = read_seeds(prof["seeds"], f"{path}: profiles.{profile}.seeds") if "seeds" in prof else None
     prof_runs = prof.get("runs") or {}
+    if "train_threads" in prof:
+        train_threads = read_threads(prof["train_threads"], f"{path}: profiles.{profile}")
     check_keys(prof_runs, set(prof_runs), f"{path}: profiles.{profile}.runs")
 
     entries = data.get("runs")
@@ -253,4 +263,4 @@ def load_suite(path, profile=None):
                 )
     return Suite(name=str(name), path=path, description=str(data.get("description") or "").strip(),
                  runs=dependency_order(runs, path), profile=profile or "", profiles=tuple(sorted(profiles)),
-                 deltas=read_deltas(data.get("deltas"), names, path))
+                 deltas=read_deltas(data.get("deltas"), names, path), train_threads=train_threads)

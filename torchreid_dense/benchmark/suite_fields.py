@@ -22,6 +22,13 @@ def read_seeds(value, where):
     return tuple(int(s) for s in value)
 
 
+def read_threads(value, where):
+    """``value`` (an integer >= 0) as the torch thread count of every training job (0: the environment's)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SuiteError(f"{where}: train_threads must be an integer >= 0 (0: the environment's), got {value!r}")
+    return int(value)
+
+
 def check_keys(entry, allowed, where):
     """SuiteError unless ``entry`` is a mapping whose keys are all in ``allowed``."""
     if not isinstance(entry, dict):
