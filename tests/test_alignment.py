@@ -375,7 +375,7 @@ def test_alignment_driver_runs_every_step_with_the_profiles_threads(monkeypatch,
     assert [c[-1] for c in calls] == ["<threads 2>"] * 4
     assert [c[c.index("--train-threads") + 1] for c in calls if osp.basename(c[1]) == "benchmark.py"] == ["2"] * 3
     quick = _driver_commands(monkeypatch, tmp_path, only=["san"], profile="quick")
-    assert [c[-1] for c in quick] == ["<threads 0>"] * 4  # make demo: the environment's, as its table ran
+    assert [c[-1] for c in quick] == ["<threads 2>"] * 4  # make demo: 2, as the README's table ran
 
 
 def _tool(cmd):
