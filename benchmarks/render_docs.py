@@ -46,6 +46,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from torchreid_dense.benchmark.job_process import cpu_name  # noqa: E402
 from torchreid_dense.benchmark.regime import REGIME_FILES, _delta_cell, format_regime  # noqa: E402
 from torchreid_dense.benchmark.report import (  # noqa: E402
     METRICS, REPORT_FILES, TABLE_METRICS, _pm, paired_deltas, summarize)
@@ -107,18 +108,12 @@ def describe_machine(machine):
     """``AMD EPYC (AVX2), 1 torch thread, torch 2.14.1`` from a :func:`~.job_process.machine_info` record."""
     if not machine:
         return None
-    parts = [_cpu_name(machine)]
+    parts = [cpu_name(machine)]
     if machine.get("torch_threads") is not None:
         parts.append(_plural(machine["torch_threads"], "torch thread"))
     if machine.get("torch"):
         parts.append(f"torch {machine['torch']}")
     return ", ".join(parts)
-
-
-def _cpu_name(machine):
-    """``AMD EPYC (AVX2)``: a machine record's CPU and the kernels torch picks for it."""
-    cpu = machine.get("cpu") or "unknown CPU"
-    return f"{cpu} ({machine['cpu_capability']})" if machine.get("cpu_capability") else cpu
 
 
 def describe_machines(jobs):
@@ -248,7 +243,7 @@ def render_suite_deltas(args, root):
 
 def _cpu_of(jobs):
     """The CPU of a delta's jobs, short (``AMD EPYC (AVX2)``), or ``not recorded``."""
-    cpus = sorted({_cpu_name(job["machine"]) if job.get("machine") else "not recorded" for job in jobs})
+    cpus = sorted({cpu_name(job["machine"]) if job.get("machine") else "not recorded" for job in jobs})
     return " / ".join(cpus) or "not recorded"
 
 

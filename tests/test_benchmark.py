@@ -24,6 +24,7 @@ from torchreid_dense.benchmark.runner import (
     BenchmarkError,
     plan_jobs,
     _resume_opts,
+    other_machine,
     run_job,
     run_suite,
 )
@@ -341,6 +342,35 @@ def test_runner_resumes_and_feeds_dependencies(tmp_path, configs):
 
     with pytest.raises(BenchmarkError, match="produced by another setting"):
         run_suite(suite, out, job_fn=fake_job, extra_opts=["train.lr", "0.5"], log=lambda *_: None)
+
+
+def test_resuming_on_another_cpu_kind_names_each_finished_job_from_the_other_machine(tmp_path, configs):
+    a, b = configs
+    suite = load_suite(write(tmp_path / "suite.yaml", SUITE.format(a=a, b=b)))
+    out = str(tmp_path / "out")
+    avx2 = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch_threads": 1}
+    avx512 = {"cpu": "AMD EPYC", "cpu_capability": "AVX512", "torch_threads": 2}
+
+    def fake_job(spec):
+        res = fake_result(0.5, 0.25, 1.0)
+        res["checkpoint"] = osp.join(spec["out_dir"], "model", "model.pth.tar-3")
+        seed = int(spec["argv"][spec["argv"].index("train.seed") + 1])
+        if seed != 1:  # main/seed1 records no machine (as jobs did before result.json had one): never flagged
+            res["machine"] = avx2
+        return res
+
+    assert len(run_suite(suite, out, job_fn=fake_job, log=lambda *_: None, machine=avx2)["results"]) == 4
+    lines = []
+    run_suite(suite, out, job_fn=fake_job, log=lines.append, machine=dict(avx2, torch_threads=4))
+    assert not [line for line in lines if "note:" in line]  # same CPU kind: the thread count is the suite's business
+    lines = []
+    run_suite(suite, out, job_fn=fake_job, log=lines.append, machine=avx512)
+    notes = [line for line in lines if "note:" in line]
+    assert [n.split(":")[0] for n in notes] == ["[1/4] pre/seed7", "[2/4] main/seed0", "[4/4] main/seed2"]
+    assert "ran on AMD EPYC (AVX2), this machine is AMD EPYC (AVX512)" in notes[0]
+    assert other_machine({"machine": avx2}, {"cpu": "Intel Xeon", "cpu_capability": "AVX2"}).startswith(
+        "ran on AMD EPYC (AVX2), this machine is Intel Xeon (AVX2)")
+    assert other_machine({"machine": {"cpu": "AMD EPYC"}}, {"cpu": "AMD EPYC"}) is None
 
 
 def test_pinned_keys_keep_a_runs_own_values_against_command_line_opts(tmp_path, configs):

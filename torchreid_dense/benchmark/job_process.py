@@ -10,7 +10,7 @@ import time
 
 from .job_dir import JOB_FILE, STDOUT_FILE, last_checkpoint, write_json
 
-__all__ = ["in_process_job", "subprocess_job", "worker_main", "machine_info", "thread_env"]
+__all__ = ["in_process_job", "subprocess_job", "worker_main", "machine_info", "cpu_name", "thread_env"]
 
 _WORKER_RESULT = ".worker_result.json"
 
@@ -82,6 +82,12 @@ def machine_info():
         pass
     return {"cpu": model, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+
+
+def cpu_name(machine):
+    """``AMD EPYC (AVX2)``: a :func:`machine_info` record's CPU and the kernels torch picks for it."""
+    cpu = machine.get("cpu") or "unknown CPU"
+    return f"{cpu} ({machine['cpu_capability']})" if machine.get("cpu_capability") else cpu
 
 
 def _tail(path, lines=25):

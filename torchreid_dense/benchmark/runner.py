@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..engine.checkpointing import CHECKPOINT_LAST
 from .attempts import start_attempt
 from .job_dir import FAILED_FILE, JOB_FILE, RESULT_FILE, STDOUT_FILE, last_checkpoint, read_result, write_json
-from .job_process import in_process_job, subprocess_job, worker_main
+from .job_process import cpu_name, in_process_job, machine_info, subprocess_job, worker_main
 from .opts import PLACEHOLDER, SUITE_PLACEHOLDER
 
 __all__ = [
@@ -215,8 +215,22 @@ def _summary(result):
     return f"{', '.join(parts) or 'no re-ID metrics'}; {result.get('train_time_s', 0) / 60:.1f} min"
 
 
+def other_machine(done, here):
+    """Why a finished job's last digits are another machine's (its CPU or kernels differ from ``here``), or None.
+
+    A row reproduces on the CPU kind it ran on (torch's AVX2 and AVX-512 kernels round differently), so a suite
+    resumed on another kind would pair rows of two machines in one delta; jobs that recorded no machine are not
+    flagged.
+    """
+    there = done.get("machine")
+    if not there or cpu_name(there) == cpu_name(here):
+        return None
+    return (f"ran on {cpu_name(there)}, this machine is {cpu_name(here)}: its last digits are that machine's, and "
+            "a delta pairing it with a job trained here mixes two machines' rounding")
+
+
 def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, latency=True,
-              dry_run=False, log=print, train_threads=None):
+              dry_run=False, log=print, train_threads=None, machine=None):
     """Run every job of ``suite`` not finished yet under ``output``.
 
     Args:
@@ -232,6 +246,8 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
         log (callable): progress messages.
         train_threads (int, optional): torch threads of every job (None: the suite's ``train_threads``; 0: the
             environment's).
+        machine (dict, optional): this machine's record (default :func:`machine_info`), against which finished
+            jobs' records are checked (:func:`other_machine`).
 
     Returns:
         dict: ``results`` (result dicts of finished jobs, including earlier passes), ``failed``
@@ -256,6 +272,10 @@ def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, 
                     f"delete {job.out_dir} to rerun it"
                 )
             log(f"{head}: finished earlier ({_summary(done)}), skipped")
+            machine = machine or machine_info()
+            elsewhere = other_machine(done, machine)
+            if elsewhere:
+                log(f"{head}: note: {elsewhere}")
             results.append(done)
             reused.append(job.key)
             continue
