@@ -16,6 +16,7 @@ from torchreid_dense.benchmark import cli
 from torchreid_dense.benchmark.cost import count_flops, measure_cost, used_parameters
 from torchreid_dense.benchmark.report import TABLE_COLUMNS, aggregate, load_results, summarize, write_report
 from torchreid_dense.benchmark.job_dir import JOB_FILE, write_json
+from torchreid_dense.benchmark.job_process import other_machine
 from torchreid_dense.benchmark.runner import (
     CHECKPOINT_EVERY,
     FAILED_FILE,
@@ -24,7 +25,6 @@ from torchreid_dense.benchmark.runner import (
     BenchmarkError,
     plan_jobs,
     _resume_opts,
-    other_machine,
     run_job,
     run_suite,
 )

@@ -10,7 +10,9 @@ import time
 
 from .job_dir import JOB_FILE, STDOUT_FILE, last_checkpoint, write_json
 
-__all__ = ["in_process_job", "subprocess_job", "worker_main", "machine_info", "cpu_name", "thread_env"]
+__all__ = [
+    "in_process_job", "subprocess_job", "worker_main", "machine_info", "cpu_name", "other_machine", "thread_env",
+]
 
 _WORKER_RESULT = ".worker_result.json"
 
@@ -88,6 +90,20 @@ def cpu_name(machine):
     """``AMD EPYC (AVX2)``: a :func:`machine_info` record's CPU and the kernels torch picks for it."""
     cpu = machine.get("cpu") or "unknown CPU"
     return f"{cpu} ({machine['cpu_capability']})" if machine.get("cpu_capability") else cpu
+
+
+def other_machine(done, here):
+    """Why a finished job's last digits are another machine's (its CPU or kernels differ from ``here``), or None.
+
+    A row reproduces on the CPU kind it ran on (torch's AVX2 and AVX-512 kernels round differently), so a suite
+    resumed on another kind would pair rows of two machines in one delta; jobs that recorded no machine are not
+    flagged.
+    """
+    there = done.get("machine")
+    if not there or cpu_name(there) == cpu_name(here):
+        return None
+    return (f"ran on {cpu_name(there)}, this machine is {cpu_name(here)}: its last digits are that machine's, and "
+            "a delta pairing it with a job trained here mixes two machines' rounding")
 
 
 def _tail(path, lines=25):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..engine.checkpointing import CHECKPOINT_LAST
 from .attempts import start_attempt
 from .job_dir import FAILED_FILE, JOB_FILE, RESULT_FILE, STDOUT_FILE, last_checkpoint, read_result, write_json
-from .job_process import cpu_name, in_process_job, machine_info, subprocess_job, worker_main
+from .job_process import in_process_job, machine_info, other_machine, subprocess_job, worker_main
 from .opts import PLACEHOLDER, SUITE_PLACEHOLDER
 
 __all__ = [
@@ -213,20 +213,6 @@ def _summary(result):
     pit = metrics.get("pit_val", {})  # SAN-PG: its held-out texture L1, no re-ID metric
     parts += [f"held-out texture L1 {pit['texture_l1_pixel']:.4f} (pixels)"] if "texture_l1_pixel" in pit else []
     return f"{', '.join(parts) or 'no re-ID metrics'}; {result.get('train_time_s', 0) / 60:.1f} min"
-
-
-def other_machine(done, here):
-    """Why a finished job's last digits are another machine's (its CPU or kernels differ from ``here``), or None.
-
-    A row reproduces on the CPU kind it ran on (torch's AVX2 and AVX-512 kernels round differently), so a suite
-    resumed on another kind would pair rows of two machines in one delta; jobs that recorded no machine are not
-    flagged.
-    """
-    there = done.get("machine")
-    if not there or cpu_name(there) == cpu_name(here):
-        return None
-    return (f"ran on {cpu_name(there)}, this machine is {cpu_name(here)}: its last digits are that machine's, and "
-            "a delta pairing it with a job trained here mixes two machines' rounding")
 
 
 def run_suite(suite, output, seeds=None, extra_opts=(), job_fn=None, threads=1, latency=True,
